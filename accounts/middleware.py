@@ -1,0 +1,24 @@
+from django.conf import settings
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect
+
+
+class HtmxLoginRedirectMiddleware:
+    """Send signed-out HTMX requests to the sign-in page as a whole-page navigation.
+
+    htmx follows a plain 302 inside the XHR and would swap the sign-in page into a fragment
+    (a balance, a form); HX-Redirect makes the browser go there instead.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            getattr(request, "htmx", False)
+            and response.status_code == 302
+            and response["Location"].startswith(resolve_url(settings.LOGIN_URL))
+        ):
+            return HttpResponseClientRedirect(response["Location"])
+        return response

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("", views.account_list, name="list"),
+    path("new/", views.account_create, name="create"),
+    path("<int:pk>/", views.account_detail, name="detail"),
+    path("<int:pk>/balance/", views.balance, name="balance"),
+    path("<int:pk>/history/", views.history, name="history"),
+    path("<int:pk>/deposit/", views.deposit, name="deposit"),
+    path("<int:pk>/withdraw/", views.withdraw, name="withdraw"),
+]

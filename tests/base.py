@@ -1,0 +1,60 @@
+from decimal import Decimal
+
+from allauth.account.models import EmailAddress
+from django.contrib.auth import get_user_model
+from django.test import TestCase
+from django.urls import reverse
+
+from accounts.models import Account
+
+PASSWORD = "correct-horse-battery"  # noqa: S105
+
+
+def make_user(email: str):
+    user = get_user_model().objects.create_user(
+        username=email.split("@")[0], email=email, password=PASSWORD
+    )
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user
+
+
+class JointAccountTestCase(TestCase):
+    """alice and bob hold "Household" with $1000.00; carol holds nothing."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.alice = make_user("alice@example.com")
+        cls.bob = make_user("bob@example.com")
+        cls.carol = make_user("carol@example.com")
+        cls.account = Account.open("Household", by=cls.alice)
+        cls.account.memberships.create(user=cls.bob)
+        cls.account.deposit(Decimal("1000.00"), by=cls.alice)
+
+    def setUp(self):
+        self.client.force_login(self.alice)
+
+    def url(self, name: str, **query) -> str:
+        url = reverse(f"accounts:{name}", args=[self.account.pk])
+        if query:
+            url += "?" + "&".join(f"{key}={value}" for key, value in query.items())
+        return url
+
+    def balance(self) -> Decimal:
+        self.account.refresh_from_db()
+        return self.account.balance
+
+    def data_balance(self, response) -> str:
+        """The `data-balance` of the `#balance` element that the response carries."""
+        from html.parser import HTMLParser
+
+        found = []
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                attrs = dict(attrs)
+                if attrs.get("id") == "balance":
+                    found.append(attrs["data-balance"])
+
+        Parser().feed(response.content.decode())
+        self.assertEqual(len(found), 1, "exactly one #balance element")
+        return found[0]

@@ -1,0 +1,69 @@
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from accounts.models import LedgerEntry
+from tests.base import JointAccountTestCase
+
+
+class AdminTests(JointAccountTestCase):
+    def setUp(self):
+        self.admin = get_user_model().objects.create_superuser("root", "root@example.com", "x")
+        self.client.force_login(self.admin)
+
+    def test_the_pages_render(self):
+        for url in (
+            reverse("admin:accounts_account_changelist"),
+            reverse("admin:accounts_account_change", args=[self.account.pk]),
+            reverse("admin:accounts_membership_changelist"),
+            reverse("admin:accounts_ledgerentry_changelist"),
+        ):
+            with self.subTest(url=url):
+                self.assertEqual(self.client.get(url).status_code, 200)
+
+    def test_the_ledger_is_read_only(self):
+        entry = self.account.entries.first()
+        self.assertEqual(
+            self.client.get(reverse("admin:accounts_ledgerentry_add")).status_code, 403
+        )
+        delete = reverse("admin:accounts_ledgerentry_delete", args=[entry.pk])
+        self.assertEqual(self.client.post(delete, {"post": "yes"}).status_code, 403)
+        change = reverse("admin:accounts_ledgerentry_change", args=[entry.pk])
+        self.client.post(change, {"amount": "1.00"})
+        entry.refresh_from_db()
+        self.assertEqual(entry.amount, Decimal("1000.00"))
+
+    def test_the_balance_is_read_only_and_renaming_keeps_it(self):
+        url = reverse("admin:accounts_account_change", args=[self.account.pk])
+        stale_form = self.client.get(url)  # noqa: F841 - the admin has the page open...
+        self.account.deposit(Decimal("5.00"), by=self.bob)  # ...while a holder deposits
+        data = {
+            "name": "Home",
+            "balance": "0.00",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        }
+        response = self.client.post(url, data)
+        self.assertEqual(response.status_code, 302)
+        self.account.refresh_from_db()
+        self.assertEqual((self.account.name, self.account.balance), ("Home", Decimal("1005.00")))
+
+    def test_a_correction_goes_through_the_ledger(self):
+        url = reverse("admin:accounts_account_correct", args=[self.account.pk])
+        self.assertEqual(self.client.get(url).status_code, 200)
+        response = self.client.post(url, {"kind": "withdraw", "amount": "10.00"})
+
+        self.assertEqual(response.status_code, 302)
+        entry = LedgerEntry.objects.latest("pk")
+        self.assertEqual(
+            (entry.kind, entry.amount, entry.created_by),
+            (LedgerEntry.Kind.WITHDRAWAL, Decimal("10.00"), self.admin),
+        )
+        self.assertEqual(self.balance(), Decimal("990.00"))
+
+    def test_a_correction_cannot_overdraw(self):
+        url = reverse("admin:accounts_account_correct", args=[self.account.pk])
+        response = self.client.post(url, {"kind": "withdraw", "amount": "2000.00"})
+        self.assertContains(response, "Insufficient funds", status_code=422)
+        self.assertEqual(self.balance(), Decimal("1000.00"))
