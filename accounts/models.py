@@ -1,4 +1,4 @@
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.conf import settings
 from django.db import models, transaction
@@ -83,7 +83,7 @@ class Account(models.Model):
             # on different processes would otherwise both start from the same old balance and
             # one change would be lost. The lock is held until COMMIT, so keep this block short.
             locked = Account.objects.select_for_update(no_key=True).get(pk=self.pk)
-            if kind == LedgerEntry.Kind.DEPOSIT:
+            if kind in LedgerEntry.CREDITS:
                 new_balance = locked.balance + amount
                 if new_balance > MAX_BALANCE:
                     raise BalanceLimitExceeded(locked.balance)
@@ -99,6 +99,28 @@ class Account(models.Model):
             )
         self.balance, self.version = locked.balance, locked.version
         return entry
+
+    def post_interest(self, period: str, annual_rate: Decimal, *, by) -> "LedgerEntry | None":
+        """Credit one month of interest on the balance as it is now, at most once per period.
+
+        Returns the ledger entry, or None when the period was already posted or the interest
+        rounds to 0.00 (the period then counts as posted too, so a re-run stays a no-op).
+        """
+        with transaction.atomic():
+            # The account lock orders this against deposits, withdrawals and an overlapping
+            # run of the same job; the unique (account, period) row is the backstop.
+            locked = Account.objects.select_for_update(no_key=True).get(pk=self.pk)
+            posting, created = InterestPosting.objects.get_or_create(account=locked, period=period)
+            if not created:
+                return None
+            amount = (locked.balance * annual_rate / 12).quantize(CENT, ROUND_HALF_EVEN)
+            if amount == 0:
+                return None
+            # Same transaction, lock already held: the ledger row and the posting row commit
+            # together or not at all.
+            posting.entry = self._change_balance(LedgerEntry.Kind.INTEREST, amount, by)
+            posting.save(update_fields=["entry"])
+        return posting.entry
 
 
 def _checked_amount(amount) -> Decimal:
@@ -131,6 +153,9 @@ class LedgerEntry(models.Model):
     class Kind(models.TextChoices):
         DEPOSIT = "deposit", "Deposit"
         WITHDRAWAL = "withdrawal", "Withdrawal"
+        INTEREST = "interest", "Interest"
+
+    CREDITS = (Kind.DEPOSIT, Kind.INTEREST)
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -158,4 +183,29 @@ class LedgerEntry(models.Model):
 
     @property
     def signed_amount(self) -> Decimal:
-        return self.amount if self.kind == self.Kind.DEPOSIT else -self.amount
+        return self.amount if self.kind in self.CREDITS else -self.amount
+
+
+class InterestPosting(models.Model):
+    """Marks a month's interest as posted to an account: at most one row per account and period,
+    written in the same transaction as the ledger entry it refers to."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="interest_postings")
+    period = models.CharField(max_length=7, help_text="YYYY-MM")
+    # None when the interest rounded to 0.00 and nothing was credited.
+    entry = models.OneToOneField(
+        LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    posted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "period"], name="interest_once_per_period"),
+            models.CheckConstraint(
+                condition=Q(period__regex=r"^[0-9]{4}-(0[1-9]|1[0-2])$"),
+                name="interest_period_is_a_month",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Interest {self.period} on {self.account}"

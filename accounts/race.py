@@ -123,5 +123,5 @@ def race(account: Account, user, strategy: str, processes: int = 4, ops: int = 1
 
 def _ledger_sum(account) -> Decimal:
     totals = dict(account.entries.values_list("kind").annotate(total=Sum("amount")).order_by())
-    deposits = totals.get(LedgerEntry.Kind.DEPOSIT, Decimal("0.00"))
-    return deposits - totals.get(LedgerEntry.Kind.WITHDRAWAL, Decimal("0.00"))
+    credits = sum(totals.get(kind, Decimal("0.00")) for kind in LedgerEntry.CREDITS)
+    return credits - totals.get(LedgerEntry.Kind.WITHDRAWAL, Decimal("0.00"))

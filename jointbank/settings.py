@@ -1,6 +1,7 @@
 """jointbank settings: one module, configured from the environment (see README)."""
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -162,6 +163,8 @@ USE_TZ = True
 
 # --- Money -------------------------------------------------------------------------------
 JOINTBANK_CURRENCY = env("JOINTBANK_CURRENCY", "USD")
+# Annual interest rate that `post_interest` credits monthly (balance × rate / 12).
+JOINTBANK_INTEREST_RATE = Decimal(env("JOINTBANK_INTEREST_RATE", "0.02"))
 
 LOGGING = {
     "version": 1,
