@@ -8,11 +8,13 @@ it lives here only to show, in the same harness, that the locked strategy is wha
 
 import multiprocessing
 import random
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.db.models import Sum
 
 from .models import Account, InsufficientFunds, LedgerEntry
@@ -125,3 +127,69 @@ def _ledger_sum(account) -> Decimal:
     totals = dict(account.entries.values_list("kind").annotate(total=Sum("amount")).order_by())
     credits = sum(totals.get(kind, Decimal("0.00")) for kind in LedgerEntry.CREDITS)
     return credits - totals.get(LedgerEntry.Kind.WITHDRAWAL, Decimal("0.00"))
+
+
+def interleave(account_id: int, user_id: int, strategy: str, say: Callable[[str], None]) -> Decimal:
+    """Two clients, each on its own connection, in the order that loses an update.
+
+    A reads the balance, then B reads it, then A writes its deposit and commits, then B writes
+    its withdrawal. Both strategies run exactly these steps and the same UPDATE; "locked" only
+    reads with SELECT … FOR UPDATE, as Account.deposit/withdraw do, so B's read waits until A
+    has committed and B computes from A's result. Returns the final balance.
+    """
+    steps = {name: (threading.Event(), threading.Event()) for name in "AB"}  # (read, may write)
+    errors = []
+
+    def client(name, delta):
+        read, may_write = steps[name]
+        try:
+            with transaction.atomic():
+                accounts = Account.objects.filter(pk=account_id)
+                if strategy == "locked":
+                    accounts = accounts.select_for_update(no_key=True)
+                balance = accounts.values_list("balance", flat=True).get()
+                say(f"{name} reads the balance: {balance}")
+                read.set()
+                may_write.wait(timeout=30)
+                new_balance = balance + delta
+                Account.objects.filter(pk=account_id).update(balance=new_balance)
+                LedgerEntry.objects.create(
+                    account_id=account_id,
+                    kind=LedgerEntry.Kind.DEPOSIT if delta > 0 else LedgerEntry.Kind.WITHDRAWAL,
+                    amount=abs(delta),
+                    balance_after=new_balance,
+                    created_by_id=user_id,
+                )
+                sign = "+" if delta > 0 else "−"
+                say(f"{name} writes {balance} {sign} {abs(delta)} = {new_balance}")
+                say(f"{name} commits")  # said just before COMMIT, so B's next line follows it
+        except Exception as error:  # reported by the caller; a demo must not hang on it
+            errors.append(error)
+            read.set()
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=client, args=("A", Decimal("100.00")))
+    b = threading.Thread(target=client, args=("B", Decimal("-100.00")))
+    a.start()
+    steps["A"][0].wait(timeout=30)
+    b.start()
+    if not steps["B"][0].wait(timeout=0.5):
+        say(f"B waits: A holds the row lock ({_lock_waiters()} connection waiting on a lock)")
+    steps["A"][1].set()  # A writes and commits
+    a.join()
+    steps["B"][1].set()
+    b.join()
+    if errors:
+        raise errors[0]
+    return Account.objects.values_list("balance", flat=True).get(pk=account_id)
+
+
+def _lock_waiters() -> int:
+    """How many connections to this database wait on a lock, straight from PostgreSQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
