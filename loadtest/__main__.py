@@ -1,0 +1,47 @@
+"""python -m loadtest chaos [--seconds 60] [--faults worker-kill,pg-terminate,...]
+python -m loadtest bench"""
+
+import argparse
+import sys
+
+from . import faults
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    chaos = commands.add_parser("chaos", help="clients + faults + checker; exit 1 on violations")
+    chaos.add_argument("--seconds", type=float, default=60)
+    chaos.add_argument(
+        "--faults",
+        type=lambda text: [name for name in text.split(",") if name],
+        default=list(faults.FAULTS),
+        help=f"comma-separated, from {', '.join(faults.FAULTS)} (default: all; '' for none)",
+    )
+    chaos.add_argument("--fault-gap", type=float, default=4.0, help="seconds between faults")
+    chaos.add_argument("--instances", type=int, default=2)
+    chaos.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
+    chaos.add_argument("--seed", type=int, default=1)
+
+    bench = commands.add_parser("bench", help="the benchmark table (docs/benchmarks.md)")
+    bench.add_argument("--seconds", type=float, default=20)
+    bench.add_argument("--clients", type=int, default=16)
+    bench.add_argument("--workers", type=int, default=4)
+    bench.add_argument("--write", help="append the results to this Markdown file")
+
+    args = parser.parse_args(argv)
+    if args.command == "chaos":
+        unknown = set(args.faults) - set(faults.FAULTS)
+        if unknown:
+            parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
+        from .chaos import Run
+
+        return Run(args).execute()
+    from .bench import Bench
+
+    return Bench(args).execute()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

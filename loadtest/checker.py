@@ -1,0 +1,211 @@
+"""Accounts for every operation of a chaos run against what the database holds."""
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+CREDITS = {"deposit", "interest"}
+
+
+@dataclass
+class Report:
+    text: str
+    violations: list[str]
+
+
+def ledger_has_keys(conn) -> bool:
+    """Whether ledger rows carry the idempotency key of the request that wrote them."""
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM information_schema.columns "
+            "WHERE table_name = 'accounts_ledgerentry' AND column_name = 'idempotency_key'"
+        ).fetchone()
+    )
+
+
+def _signed(kind, amount):
+    return amount if kind in CREDITS else -amount
+
+
+def check(run, conn) -> Report:
+    keyed = ledger_has_keys(conn)
+    key_column = "idempotency_key::text" if keyed else "NULL"
+    rows = conn.execute(
+        f"SELECT id, account_id, kind, amount, balance_after, {key_column} "
+        "FROM accounts_ledgerentry ORDER BY id"
+    ).fetchall()
+    balances = dict(conn.execute("SELECT id, balance FROM accounts_account").fetchall())
+    postings = conn.execute(
+        "SELECT account_id, period, entry_id FROM accounts_interestposting"
+    ).fetchall()
+
+    # --- find every operation in the ledger ---------------------------------------------------
+    money_ops = [op for op in run.operations if op.kind != "read" and op.attempts]
+    reads = [op for op in run.operations if op.kind == "read" and op.attempts]
+    found = defaultdict(list)  # op id -> ledger rows
+    by_key = {op.key: op for op in money_ops}
+    by_amount = {(op.account, op.ledger_kind, op.amount): op for op in money_ops}
+    interest_rows = {}
+    phantoms = []
+    for row in rows:
+        entry_id, account, kind, amount, _, key = row
+        if entry_id <= run.baseline:
+            continue  # the fixtures' opening deposits
+        if kind == "interest":
+            interest_rows[entry_id] = row
+            continue
+        op = by_key.get(key) if keyed else by_amount.get((account, kind, amount))
+        if op is None or op.account != account or op.amount != amount:
+            phantoms.append(entry_id)
+        else:
+            found[op.id].append(entry_id)
+
+    outcomes = Counter(op.outcome for op in money_ops)
+    lost = [op for op in money_ops if op.outcome == "ok" and not found[op.id]]
+    duplicated = [op for op in money_ops if len(found[op.id]) > 1]
+    failed_but_applied = [op for op in money_ops if op.outcome == "rejected" and found[op.id]]
+    ever_unknown = [op for op in money_ops if any(a.outcome == "unknown" for a in op.attempts)]
+    recovered = [op for op in ever_unknown if len(found[op.id]) == 1]
+    unknown_not_applied = [op for op in ever_unknown if not found[op.id]]
+    overdraw_ok = [op for op in money_ops if op.kind == "overdraw" and op.outcome == "ok"]
+
+    # --- invariants -------------------------------------------------------------------------
+    per_account = defaultdict(list)
+    for row in rows:
+        per_account[row[1]].append(row)
+    balance_mismatch, chain_breaks, negatives = [], [], []
+    for account, balance in balances.items():
+        entries = per_account[account]
+        total = sum((_signed(r[2], r[3]) for r in entries), Decimal("0.00"))
+        if total != balance:
+            balance_mismatch.append(f"account {account}: balance {balance} ≠ Σ ledger {total}")
+        running = Decimal("0.00")
+        for entry_id, _, kind, amount, balance_after, _ in entries:
+            running += _signed(kind, amount)
+            if balance_after != running:
+                chain_breaks.append(f"entry {entry_id}: balance_after {balance_after} ≠ {running}")
+                running = balance_after
+        if balance < 0 or any(r[4] < 0 for r in entries):
+            negatives.append(account)
+
+    interest_per_period = Counter((account, period) for account, period, _ in postings)
+    interest_twice = [key for key, count in interest_per_period.items() if count > 1]
+    posted_entries = {entry for _, _, entry in postings if entry is not None}
+    interest_unexplained = sorted(set(interest_rows) - posted_entries)
+
+    # Conservation: the money in the bank is what came in, less what went out, plus interest.
+    seed = sum((_signed(r[2], r[3]) for r in rows if r[0] <= run.baseline), Decimal("0.00"))
+    applied = sum(
+        (_signed(op.ledger_kind, op.amount) for op in money_ops if found[op.id]), Decimal("0.00")
+    )
+    interest = sum((r[3] for r in interest_rows.values()), Decimal("0.00"))
+    expected_total = seed + applied + interest
+    actual_total = sum(balances.values(), Decimal("0.00"))
+
+    # --- figures ----------------------------------------------------------------------------
+    seconds = run.ended - run.began
+    ok_latency = sorted(
+        (a.ended - a.started) * 1000 for op in money_ops for a in op.attempts if a.outcome == "ok"
+    )
+    read_latency = sorted(
+        (a.ended - a.started) * 1000 for op in reads for a in op.attempts if a.outcome == "ok"
+    )
+    details = Counter(a.detail for op in run.operations for a in op.attempts if a.outcome != "ok")
+
+    violations = []
+    for label, items in [
+        ("lost (ok but absent from the ledger)", lost),
+        ("duplicated (in the ledger more than once)", duplicated),
+        ("failed-but-applied (rejected yet in the ledger)", failed_but_applied),
+        ("ledger rows no operation explains", phantoms),
+        ("overdrafts that succeeded", overdraw_ok),
+        ("accounts whose balance ≠ Σ ledger", balance_mismatch),
+        ("ledger rows whose balance_after breaks the chain", chain_breaks),
+        ("accounts with a negative balance", negatives),
+        ("interest posted twice for one period", interest_twice),
+        ("interest entries without a posting", interest_unexplained),
+        ("client threads that failed", run.client_errors),
+    ]:
+        if items:
+            violations.append(f"{label}: {len(items)} e.g. {items[:3]}")
+    if actual_total != expected_total:
+        violations.append(f"money not conserved: Σ balances {actual_total} ≠ {expected_total}")
+    if not outcomes["ok"]:
+        violations.append("no operation succeeded: the run did not really run")
+
+    lines = [
+        f"chaos run: {seconds:.1f} s, {run.args.instances} gunicorn instances × "
+        f"{run.args.workers} workers, {run.client_count} clients, faults: "
+        f"{', '.join(run.args.faults) or 'none'}",
+        f"operations are matched to ledger rows by "
+        f"{'idempotency key' if keyed else 'account, kind and amount (cents encode the op id)'}; "
+        f"unknown outcomes are {'retried with the same key' if keyed else 'not retried (no idempotency keys yet): the checker resolves them'}",
+        "",
+        f"  attempted            {len(money_ops):>7}  money operations (+ {len(reads)} balance reads)",
+        f"  ok                   {outcomes['ok']:>7}",
+        f"  rejected             {outcomes['rejected']:>7}  (business 4xx: insufficient funds and the like)",
+        f"  unknown at least once{len(ever_unknown):>7}  (timeout, reset, 5xx)",
+        f"    recovered          {len(recovered):>7}  (unknown, then found once in the ledger)",
+        f"    not applied        {len(unknown_not_applied):>7}  (unknown, and absent: the client may safely retry)",
+        f"    still unknown      {outcomes['unknown']:>7}  (after retries)",
+        f"  lost                 {len(lost):>7}",
+        f"  duplicated           {len(duplicated):>7}",
+        f"  failed-but-applied   {len(failed_but_applied):>7}",
+        f"  phantom ledger rows  {len(phantoms):>7}",
+        f"  balance ≠ Σ ledger   {len(balance_mismatch):>7}  accounts",
+        f"  broken balance_after {len(chain_breaks):>7}  ledger rows",
+        f"  negative balances    {len(negatives):>7}",
+        f"  interest             {len(interest_rows):>7}  entries for {len(postings)} account-periods "
+        f"(posted twice: {len(interest_twice)})",
+        f"  conservation         {'ok' if actual_total == expected_total else 'VIOLATED'}: "
+        f"Σ balances {actual_total} = opening {seed} + applied {applied} + interest {interest}",
+        f"  throughput           {outcomes['ok'] / seconds:>7.1f}  ok money operations/s "
+        f"({(outcomes['ok'] + len(read_latency)) / seconds:.1f}/s with reads)",
+        f"  latency (ok changes) p50 {_pct(ok_latency, 50):.0f} ms, p99 {_pct(ok_latency, 99):.0f} ms; "
+        f"reads p50 {_pct(read_latency, 50):.0f} ms, p99 {_pct(read_latency, 99):.0f} ms",
+        f"  failed attempts by cause: {dict(details.most_common()) or 'none'}",
+    ]
+    if run.interest_log:
+        lines += ["", "post_interest (two overlapping runs):"] + [
+            f"  {x}" for x in run.interest_log
+        ]
+    if run.fault_log:
+        lines += [
+            "",
+            "faults (error window: from the fault until the last failed request it caused):",
+        ]
+        lines += _fault_windows(run)
+    lines += ["", "VIOLATIONS:" if violations else "no violations"] + [f"  {v}" for v in violations]
+    return Report("\n".join(lines), violations)
+
+
+def _fault_windows(run):
+    attempts = sorted(
+        (a for op in run.operations for a in op.attempts if a.outcome == "unknown"),
+        key=lambda a: a.started,
+    )
+    lines = []
+    for index, fault in enumerate(run.fault_log):
+        # A request in flight when the fault struck started a little before it.
+        start = fault["at"]
+        end = run.fault_log[index + 1]["at"] if index + 1 < len(run.fault_log) else run.ended
+        failed = [a for a in attempts if start - 0.5 <= a.started < end - 0.5]
+        window = max((a.ended for a in failed), default=start) - start
+        lines.append(
+            f"  t={start - run.began:5.1f} s  {fault['name']:<13} {len(failed):>4} failed requests, "
+            f"error window {window:5.2f} s  ({fault['note']})"
+        )
+    return lines
+
+
+def _pct(values, percent):
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
+        if percent < 100
+        else values[-1]
+    )

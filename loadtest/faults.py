@@ -1,0 +1,72 @@
+"""The faults a chaos run injects, each a function that returns a note on what it did."""
+
+import signal
+import subprocess
+import time
+
+import psutil
+
+from . import stack
+
+STOP_SECONDS = 8.0  # longer than the app's lock and idle-in-transaction timeouts
+
+
+def _random_worker(servers, rng) -> psutil.Process | None:
+    workers = [worker for server in servers for worker in server.workers()]
+    return rng.choice(workers) if workers else None
+
+
+def worker_kill(run, rng):
+    """SIGKILL a gunicorn worker mid-flight; its master starts a new one."""
+    worker = _random_worker(run.servers, rng)
+    if worker is None:
+        return "no worker found"
+    worker.send_signal(signal.SIGKILL)
+    return f"SIGKILL worker {worker.pid}"
+
+
+def pg_terminate(run, rng):
+    """pg_terminate_backend on every connection of the app's database but our own."""
+    with stack.connect(run.database_url, autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+    return f"terminated {killed} connections"
+
+
+def worker_stop(run, rng):
+    """SIGSTOP a worker for longer than the lock timeout, then SIGCONT: a frozen process that
+    may hold a row lock; the database must not let it block everyone else for good."""
+    worker = _random_worker(run.servers, rng)
+    if worker is None:
+        return "no worker found"
+    worker.send_signal(signal.SIGSTOP)
+    time.sleep(STOP_SECONDS)
+    try:
+        worker.send_signal(signal.SIGCONT)
+    except psutil.NoSuchProcess:
+        return f"SIGSTOP worker {worker.pid}: gone before SIGCONT"
+    return f"SIGSTOP worker {worker.pid} for {STOP_SECONDS:.0f} s, then SIGCONT"
+
+
+def pg_restart(run, rng):
+    """A fast restart of the embedded PostgreSQL: every connection and transaction is cut."""
+    if not run.embedded:
+        return "skipped: DATABASE_URL points to a server this run does not manage"
+    began = time.monotonic()
+    subprocess.run(
+        [stack.PYTHON, "-m", "jointbank.embedded_db", "restart"],
+        cwd=stack.ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return f"PostgreSQL restarted in {time.monotonic() - began:.1f} s"
+
+
+FAULTS = {
+    "worker-kill": worker_kill,
+    "pg-terminate": pg_terminate,
+    "worker-stop": worker_stop,
+    "pg-restart": pg_restart,
+}

@@ -1,0 +1,172 @@
+"""A fresh database and gunicorn instances, started and stopped around a run."""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dj_database_url
+import psutil
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+
+
+def base_database_url() -> tuple[str, bool]:
+    """The app's DATABASE_URL and whether it is the embedded server (which we may restart)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        embedded = _is_embedded(url)
+        return url, embedded
+    sys.path.insert(0, str(ROOT))
+    from jointbank import embedded_db
+
+    return embedded_db.start(), True
+
+
+def _is_embedded(url: str) -> bool:
+    sys.path.insert(0, str(ROOT))
+    from jointbank import embedded_db
+
+    host = dj_database_url.parse(url)["HOST"]
+    return embedded_db.is_running() and host == str(embedded_db._postmaster().socket_dir)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    """A plain psycopg connection from a postgres:// URL (the host may be a socket directory)."""
+    params = dj_database_url.parse(url)
+    return psycopg.connect(
+        host=params["HOST"] or None,
+        port=params["PORT"] or None,
+        user=params["USER"] or None,
+        password=params["PASSWORD"] or None,
+        dbname=params["NAME"],
+        **kwargs,
+    )
+
+
+def fresh_database(base_url: str, suffix: str = "loadtest") -> str:
+    """Drop and re-create `<name>_<suffix>`, migrate it, and return its URL."""
+    name = f"{urlsplit(base_url).path.lstrip('/')}_{suffix}"
+    with connect(with_database(base_url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(base_url, name)
+    manage(url, "migrate", "--noinput", "-v0")
+    return url
+
+
+def app_env(database_url: str, **extra) -> dict:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECURE": "0",
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
+        **extra,
+    }
+
+
+def manage(database_url: str, *args: str, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env=app_env(database_url),
+        check=True,
+        **popen,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """One gunicorn instance (a master and `workers` sync workers) on 127.0.0.1."""
+
+    def __init__(self, database_url: str, workers: int, app: str = "jointbank.wsgi", env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                GUNICORN,
+                app,
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+                # A worker stopped with SIGSTOP is killed and replaced after this long.
+                "--timeout",
+                "30",
+            ],
+            cwd=ROOT,
+            env={**app_env(database_url), **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.process.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/auth/login/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"gunicorn on {self.url} did not answer in {timeout} s")
+
+    def workers(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            for worker in self.workers():  # a stopped worker would ignore the master's TERM
+                with suppress(psutil.NoSuchProcess):
+                    worker.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextmanager
+def servers(database_url: str, instances: int, workers: int, app: str = "jointbank.wsgi"):
+    started = [Gunicorn(database_url, workers, app) for _ in range(instances)]
+    try:
+        for server in started:
+            server.wait_ready()
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def collectstatic(database_url: str) -> None:
+    manage(database_url, "collectstatic", "--noinput", "-v0")
