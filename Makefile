@@ -10,7 +10,7 @@ WITH_DB := $(PY) -m jointbank.embedded_db run --
 HOST_PORT ?= 127.0.0.1:8000
 WORKERS ?= 4
 
-.PHONY: install run test lint serve clean
+.PHONY: install run test lint serve clean chaos chaos-ci bench
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,18 @@ serve: install
 	  $(PY) manage.py collectstatic --noinput -v0 && \
 	  $(PY) manage.py migrate --noinput -v0 && \
 	  exec $(BIN)/gunicorn jointbank.wsgi --bind $(HOST_PORT) --workers $(WORKERS)'
+
+# Jepsen-style bank test: two gunicorn instances, clients signed in over HTTP, faults on a
+# schedule, post_interest twice at once, then a checker that accounts for every operation.
+# Exits non-zero on any lost/duplicated operation or broken invariant. See loadtest/.
+CHAOS_SECONDS ?= 60
+CHAOS_FAULTS ?= worker-kill,pg-terminate,worker-stop,pg-restart
+chaos: install
+	$(WITH_DB) $(PY) -m loadtest chaos --seconds $(CHAOS_SECONDS) --faults $(CHAOS_FAULTS)
+
+# The short run CI does after `make test`.
+chaos-ci:
+	$(MAKE) chaos CHAOS_SECONDS=30 CHAOS_FAULTS=worker-kill,pg-terminate
 
 clean:
 	-$(PY) -m jointbank.embedded_db stop

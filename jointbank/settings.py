@@ -93,6 +93,12 @@ if not DATABASE_URL:
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 }
+# A process frozen inside a transaction (SIGSTOP, a debugger, a stuck disk) would hold its row
+# locks until it woke up, stalling everyone on that account: PostgreSQL ends such a session after
+# a few seconds instead (no request of ours idles in a transaction), and the lock is released.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+    "-c idle_in_transaction_session_timeout=5s"
+)
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
         f"DATABASE_URL must point to PostgreSQL, not {DATABASES['default']['ENGINE']}: "

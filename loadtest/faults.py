@@ -37,17 +37,36 @@ def pg_terminate(run, rng):
 
 def worker_stop(run, rng):
     """SIGSTOP a worker for longer than the lock timeout, then SIGCONT: a frozen process that
-    may hold a row lock; the database must not let it block everyone else for good."""
-    worker = _random_worker(run.servers, rng)
-    if worker is None:
-        return "no worker found"
-    worker.send_signal(signal.SIGSTOP)
+    holds a row lock must not block everyone else on that account for as long as it sleeps.
+
+    A worker spends most of its time outside a transaction, so this tries several workers
+    (SIGCONT at once when it missed) until one is caught with a transaction open.
+    """
+    for _ in range(40):
+        worker = _random_worker(run.servers, rng)
+        if worker is None:
+            return "no worker found"
+        worker.send_signal(signal.SIGSTOP)
+        time.sleep(0.05)
+        if _open_transactions(run) or _ == 39:
+            break
+        worker.send_signal(signal.SIGCONT)
+    caught = "with a transaction open" if _open_transactions(run) else "outside a transaction"
     time.sleep(STOP_SECONDS)
     try:
         worker.send_signal(signal.SIGCONT)
     except psutil.NoSuchProcess:
         return f"SIGSTOP worker {worker.pid}: gone before SIGCONT"
-    return f"SIGSTOP worker {worker.pid} for {STOP_SECONDS:.0f} s, then SIGCONT"
+    return f"SIGSTOP worker {worker.pid} ({caught}) for {STOP_SECONDS:.0f} s, then SIGCONT"
+
+
+def _open_transactions(run) -> int:
+    """Sessions idle inside a transaction: a client (our stopped worker) holding it open."""
+    with stack.connect(run.database_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction' AND now() - state_change > interval '30 ms'"
+        ).fetchone()[0]
 
 
 def pg_restart(run, rng):

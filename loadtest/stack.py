@@ -18,6 +18,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+LOG_DIR = ROOT / ".data" / "loadtest"
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
@@ -103,6 +104,10 @@ class Gunicorn:
     def __init__(self, database_url: str, workers: int, app: str = "jointbank.wsgi", env=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # A file, not a pipe: nobody reads a pipe during the run, and once its buffer is full
+        # every worker that logs an error would block on the write.
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log = LOG_DIR / f"gunicorn-{self.port}.log"
         self.process = subprocess.Popen(
             [
                 GUNICORN,
@@ -120,15 +125,14 @@ class Gunicorn:
             cwd=ROOT,
             env={**app_env(database_url), **(env or {})},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=self.log.open("w"),
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.process.stderr.read()[-2000:]}")
+                raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(self.url + "/auth/login/", timeout=2) as response:
                     if response.status == 200:
