@@ -59,6 +59,16 @@ chaos: install
 chaos-ci:
 	$(MAKE) chaos CHAOS_SECONDS=30 CHAOS_FAULTS=worker-kill,pg-terminate
 
+# One table: hot account locked vs naive vs pgbench (same SQL), 1,000 accounts, page latency at
+# 1k/100k/1M ledger rows. wrk (Debian) drives HTTP; results go to docs/benchmarks.md.
+BENCH_WORKERS ?= 4
+BENCH_CLIENTS ?= 16
+BENCH_SECONDS ?= 20
+bench: install
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	$(WITH_DB) $(PY) -m loadtest bench --workers $(BENCH_WORKERS) --clients $(BENCH_CLIENTS) \
+	  --seconds $(BENCH_SECONDS) --write docs/benchmarks.md
+
 clean:
 	-$(PY) -m jointbank.embedded_db stop
 	rm -rf .data staticfiles

@@ -20,14 +20,14 @@ from django.db.models import Sum
 from .models import Account, InsufficientFunds, LedgerEntry
 
 
-def naive_change(account_id: int, delta: Decimal, user_id: int) -> None:
+def naive_change(account_id: int, delta: Decimal, user_id: int) -> LedgerEntry:
     """Read-modify-write without a lock: two processes can read the same balance."""
     balance = Account.objects.values_list("balance", flat=True).get(pk=account_id)
     new_balance = balance + delta
     if new_balance < 0:
         raise InsufficientFunds(balance)
     Account.objects.filter(pk=account_id).update(balance=new_balance)
-    LedgerEntry.objects.create(
+    return LedgerEntry.objects.create(
         account_id=account_id,
         kind=LedgerEntry.Kind.DEPOSIT if delta > 0 else LedgerEntry.Kind.WITHDRAWAL,
         amount=abs(delta),

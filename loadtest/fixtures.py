@@ -52,3 +52,74 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+BENCH_EMAIL = "bench@example.com"
+SPREAD_ACCOUNTS = 1000
+HISTORY_SIZES = {"1k": 1_000, "100k": 100_000, "1M": 1_000_000}
+BENCH_BALANCE = Decimal("1000000.00")
+
+
+def bench() -> None:
+    """The benchmark's accounts: three hot ones (locked, naive, pgbench), 1,000 to spread the
+    load over, and three whose ledgers hold 1k, 100k and 1M rows, bulk-loaded in SQL."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jointbank.settings")
+    import django
+
+    django.setup()
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from accounts.models import Account
+
+    user = get_user_model().objects.create_user(
+        username="bench", email=BENCH_EMAIL, password=PASSWORD
+    )
+    EmailAddress.objects.create(user=user, email=BENCH_EMAIL, verified=True, primary=True)
+
+    def funded(name):
+        account = Account.open(name, by=user)
+        account.deposit(BENCH_BALANCE, by=user)
+        return account.pk
+
+    hot = {name: funded(f"hot ({name})") for name in ["locked", "naive", "pgbench"]}
+    with transaction.atomic():  # consecutive ids, so wrk can pick one with first + random(n)
+        spread = [funded(f"spread {number}") for number in range(SPREAD_ACCOUNTS)]
+    assert spread == list(range(spread[0], spread[0] + SPREAD_ACCOUNTS)), "ids not consecutive"
+    history = {}
+    for label, rows in HISTORY_SIZES.items():
+        account = Account.open(f"history {label}", by=user)
+        with connection.cursor() as cursor:
+            # Not row by row through the ORM: one INSERT … SELECT of $1.00 deposits whose
+            # balance_after runs 1.00, 2.00, …, then the balance they add up to.
+            cursor.execute(
+                "INSERT INTO accounts_ledgerentry "
+                "(account_id, kind, amount, balance_after, created_by_id, created_at) "
+                "SELECT %s, 'deposit', 1.00, g, %s, now() - make_interval(secs => %s - g) "
+                "FROM generate_series(1, %s) AS g",
+                [account.pk, user.pk, rows, rows],
+            )
+            cursor.execute(
+                "UPDATE accounts_account SET balance = %s, version = %s WHERE id = %s",
+                [rows, rows, account.pk],
+            )
+            cursor.execute(
+                "SELECT min(id), max(id) FROM accounts_ledgerentry WHERE account_id = %s",
+                [account.pk],
+            )
+            low, high = cursor.fetchone()
+        history[label] = {"account": account.pk, "rows": rows, "middle": (low + high) // 2}
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    json.dump(
+        {
+            "email": BENCH_EMAIL,
+            "password": PASSWORD,
+            "user": user.pk,
+            "hot": hot,
+            "spread": [spread[0], SPREAD_ACCOUNTS],
+            "history": history,
+        },
+        sys.stdout,
+    )

@@ -71,13 +71,18 @@ def fresh_database(base_url: str, suffix: str = "loadtest") -> str:
     return url
 
 
+# One key for every instance of a run, as in a real deployment: sessions signed by one instance
+# must be valid on the other.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+
+
 def app_env(database_url: str, **extra) -> dict:
     return {
         **os.environ,
         "DATABASE_URL": database_url,
         "DJANGO_DEBUG": "0",
         "DJANGO_SECURE": "0",
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
+        "DJANGO_SECRET_KEY": SECRET_KEY,
         **extra,
     }
 

