@@ -134,36 +134,41 @@ def check(run, conn) -> Report:
     if not outcomes["ok"]:
         violations.append("no operation succeeded: the run did not really run")
 
+    matched_by = "idempotency key" if keyed else "account, kind and amount (cents = op id)"
+    retried = "retried with the same key" if keyed else "not retried (no idempotency keys yet)"
+    conserved = "ok" if actual_total == expected_total else "VIOLATED"
+    figures = [
+        ("attempted", len(money_ops), f"money operations (+ {len(reads)} balance reads)"),
+        ("ok", outcomes["ok"], ""),
+        ("rejected", outcomes["rejected"], "business 4xx: insufficient funds and the like"),
+        ("unknown at least once", len(ever_unknown), "timeout, reset, 5xx"),
+        ("  recovered", len(recovered), "unknown, then found once in the ledger"),
+        ("  not applied", len(unknown_not_applied), "unknown and absent: safe to retry"),
+        ("  still unknown", outcomes["unknown"], "after retries"),
+        ("lost", len(lost), ""),
+        ("duplicated", len(duplicated), ""),
+        ("failed-but-applied", len(failed_but_applied), ""),
+        ("phantom ledger rows", len(phantoms), ""),
+        ("balance ≠ Σ ledger", len(balance_mismatch), "accounts"),
+        ("broken balance_after", len(chain_breaks), "ledger rows"),
+        ("negative balances", len(negatives), "accounts"),
+        ("interest entries", len(interest_rows), f"for {len(postings)} account-months"),
+        ("interest posted twice", len(interest_twice), ""),
+    ]
     lines = [
         f"chaos run: {seconds:.1f} s, {run.args.instances} gunicorn instances × "
         f"{run.args.workers} workers, {run.client_count} clients, faults: "
         f"{', '.join(run.args.faults) or 'none'}",
-        f"operations are matched to ledger rows by "
-        f"{'idempotency key' if keyed else 'account, kind and amount (cents encode the op id)'}; "
-        f"unknown outcomes are {'retried with the same key' if keyed else 'not retried (no idempotency keys yet): the checker resolves them'}",
+        f"operations matched to ledger rows by {matched_by}; unknown outcomes {retried}",
         "",
-        f"  attempted            {len(money_ops):>7}  money operations (+ {len(reads)} balance reads)",
-        f"  ok                   {outcomes['ok']:>7}",
-        f"  rejected             {outcomes['rejected']:>7}  (business 4xx: insufficient funds and the like)",
-        f"  unknown at least once{len(ever_unknown):>7}  (timeout, reset, 5xx)",
-        f"    recovered          {len(recovered):>7}  (unknown, then found once in the ledger)",
-        f"    not applied        {len(unknown_not_applied):>7}  (unknown, and absent: the client may safely retry)",
-        f"    still unknown      {outcomes['unknown']:>7}  (after retries)",
-        f"  lost                 {len(lost):>7}",
-        f"  duplicated           {len(duplicated):>7}",
-        f"  failed-but-applied   {len(failed_but_applied):>7}",
-        f"  phantom ledger rows  {len(phantoms):>7}",
-        f"  balance ≠ Σ ledger   {len(balance_mismatch):>7}  accounts",
-        f"  broken balance_after {len(chain_breaks):>7}  ledger rows",
-        f"  negative balances    {len(negatives):>7}",
-        f"  interest             {len(interest_rows):>7}  entries for {len(postings)} account-periods "
-        f"(posted twice: {len(interest_twice)})",
-        f"  conservation         {'ok' if actual_total == expected_total else 'VIOLATED'}: "
-        f"Σ balances {actual_total} = opening {seed} + applied {applied} + interest {interest}",
-        f"  throughput           {outcomes['ok'] / seconds:>7.1f}  ok money operations/s "
+        *(f"  {name:<22}{value:>7}  {note}".rstrip() for name, value, note in figures),
+        f"  conservation          {conserved}: Σ balances {actual_total} = opening {seed}"
+        f" + applied {applied} + interest {interest}",
+        f"  throughput            {outcomes['ok'] / seconds:>7.1f}  ok money operations/s "
         f"({(outcomes['ok'] + len(read_latency)) / seconds:.1f}/s with reads)",
-        f"  latency (ok changes) p50 {_pct(ok_latency, 50):.0f} ms, p99 {_pct(ok_latency, 99):.0f} ms; "
-        f"reads p50 {_pct(read_latency, 50):.0f} ms, p99 {_pct(read_latency, 99):.0f} ms",
+        f"  latency               changes p50 {_pct(ok_latency, 50):.0f} ms, "
+        f"p99 {_pct(ok_latency, 99):.0f} ms; reads p50 {_pct(read_latency, 50):.0f} ms, "
+        f"p99 {_pct(read_latency, 99):.0f} ms",
         f"  failed attempts by cause: {dict(details.most_common()) or 'none'}",
     ]
     if run.interest_log:
@@ -193,8 +198,8 @@ def _fault_windows(run):
         failed = [a for a in attempts if start - 0.5 <= a.started < end - 0.5]
         window = max((a.ended for a in failed), default=start) - start
         lines.append(
-            f"  t={start - run.began:5.1f} s  {fault['name']:<13} {len(failed):>4} failed requests, "
-            f"error window {window:5.2f} s  ({fault['note']})"
+            f"  t={start - run.began:5.1f} s  {fault['name']:<13} {len(failed):>4} failed "
+            f"requests, error window {window:5.2f} s  ({fault['note']})"
         )
     return lines
 
