@@ -129,11 +129,12 @@ def run(command: list[str]) -> int:
         return subprocess.call(command)
     started_here = not is_running()
     env = {**os.environ, "DATABASE_URL": start()}
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return subprocess.call(command, env=env)
+        child = subprocess.Popen(command, env=env)
+        # Ignore Ctrl-C only here, after the child started: it would inherit an ignored SIGINT.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return child.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
         if started_here:
             stop()
 
