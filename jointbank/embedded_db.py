@@ -123,7 +123,7 @@ def run(command: list[str]) -> int:
     """Run `command` with DATABASE_URL set; stop the server afterwards if this started it.
 
     Ctrl-C reaches the whole foreground process group, so the child gets it directly; this
-    process only waits for the child to finish before it stops the database.
+    process waits for the child to finish, then stops the database.
     """
     if os.environ.get("DATABASE_URL"):
         return subprocess.call(command)
@@ -133,6 +133,8 @@ def run(command: list[str]) -> int:
         child = subprocess.Popen(command, env=env)
         # Ignore Ctrl-C only here, after the child started: it would inherit an ignored SIGINT.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A SIGTERM (kill, CI timeout) goes to the child; the database is stopped below.
+        signal.signal(signal.SIGTERM, lambda *_: child.terminate())
         return child.wait()
     finally:
         if started_here:
