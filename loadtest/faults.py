@@ -17,12 +17,31 @@ def _random_worker(servers, rng) -> psutil.Process | None:
 
 
 def worker_kill(run, rng):
-    """SIGKILL a gunicorn worker mid-flight; its master starts a new one."""
-    worker = _random_worker(run.servers, rng)
+    """SIGKILL a gunicorn worker in the middle of a request; its master starts a new one."""
+    worker = _busy_worker(run.servers, rng) or _random_worker(run.servers, rng)
     if worker is None:
         return "no worker found"
+    busy = "client connection open" if _serving(worker) else "idle"
     worker.send_signal(signal.SIGKILL)
-    return f"SIGKILL worker {worker.pid}"
+    return f"SIGKILL worker {worker.pid} ({busy})"
+
+
+def _busy_worker(servers, rng, tries=50) -> psutil.Process | None:
+    """A worker with a client's TCP connection open, i.e. serving a request right now."""
+    for _ in range(tries):
+        workers = [worker for server in servers for worker in server.workers()]
+        busy = [worker for worker in workers if _serving(worker)]
+        if busy:
+            return rng.choice(busy)
+        time.sleep(0.01)
+    return None
+
+
+def _serving(worker) -> bool:
+    try:
+        return any(c.status == psutil.CONN_ESTABLISHED for c in worker.net_connections("tcp"))
+    except psutil.Error:
+        return False
 
 
 def pg_terminate(run, rng):
