@@ -241,7 +241,7 @@ class AcceptTests(InvitationTestCase):
             with self.subTest(method=method, url=url):
                 response = getattr(self.client, method)(url)
                 self.assertContains(response, "This invitation link is not valid", status_code=404)
-                main = response.content.decode().split("<main>")[1].split("</main>")[0]
+                main = response.content.decode().split("<h1>")[1].split("</main>")[0]
                 pages.append(main)
         self.assertEqual(len(set(pages)), 1)  # nothing tells an existing id from a made-up one
         self.assertEqual(self.invitation().state, "pending")
