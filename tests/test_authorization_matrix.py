@@ -125,6 +125,20 @@ class AuthorizationMatrixTests(JointAccountTestCase):
                     response = self.request(method, url, data)
                     self.assertEqual(response.status_code, expected[role])
 
+    def test_refused_roles_get_404_before_their_input_is_even_looked_at(self):
+        # A 400/422 about the input would tell an outsider that the account exists, and
+        # would mean the view validated before checking who is asking.
+        bad = {"amount": "abc", "email": "not-an-address", "before": "x", "name": ""}
+        for pattern in account_url_patterns():
+            method, _, expected = MATRIX[pattern.name]
+            for role in ROLES:
+                if expected[role] != 404:
+                    continue
+                self.client.force_login(self.users[role])
+                with self.subTest(url=pattern.name, role=role, method=method):
+                    response = self.request(method, self.url_for(pattern, role), bad)
+                    self.assertEqual(response.status_code, 404)
+
     def test_nothing_was_written_by_anyone_refused(self):
         balances = dict(Account.objects.values_list("pk", "balance"))
         for pattern in account_url_patterns():
