@@ -222,7 +222,9 @@ def _sharing_context(account, invite_form=None, **extra):
         "account": account,
         "memberships": [m for m in memberships if m.left_at is None],
         "former_memberships": [m for m in memberships if m.left_at is not None],
-        "invitations": account.invitations.pending().order_by("created_at", "pk"),
+        "invitations": account.invitations.pending()
+        .select_related("invited_by")
+        .order_by("created_at", "pk"),
         "invite_form": invite_form or InviteForm(),
         **extra,
     }
@@ -263,7 +265,7 @@ def invite(request: HttpRequest, pk: int) -> HttpResponse:
     # no mail may go out for an invitation that was rolled back. `robust`: a mail failure is
     # logged, it does not turn into an error page for an invitation that was saved.
     transaction.on_commit(lambda: send_invitation(invitation, link), robust=True)
-    sent = f"Invitation sent to {email}. It expires in 7 days."
+    sent = f"Invitation sent to {email}. It expires in {Invitation.LIFETIME.days} days."
     if request.htmx:
         return _sharing_response(request, account, sent=sent)
     messages.success(request, sent)
@@ -278,7 +280,10 @@ def revoke(request: HttpRequest, pk: int, invitation_pk: int) -> HttpResponse:
     try:
         account.revoke(invitation, by=request.user)
     except AccountError as error:
-        return _sharing_response(request, account, _refusal_status(error), refused=error)
+        # Answered or expired since the page was shown: a conflict with the page (409, which
+        # htmx swaps), not a dead link (the 410 of the invitation page).
+        status = 409 if isinstance(error, InvitationNotPending) else _refusal_status(error)
+        return _sharing_response(request, account, status, refused=error)
     revoked = f"The invitation to {invitation.email} is revoked; its link no longer works."
     if request.htmx:
         return _sharing_response(request, account, sent=revoked)

@@ -272,6 +272,46 @@ class AcceptTests(InvitationTestCase):
         self.assertEqual([m.left_at is None for m in periods], [False, True])
 
 
+class RevokeTests(InvitationTestCase):
+    def setUp(self):
+        super().setUp()
+        self.invite()
+        self.revoke_url = reverse("accounts:revoke", args=[self.account.pk, self.invitation().pk])
+
+    def test_a_holder_revokes_and_the_link_stops_working(self):
+        self.client.force_login(self.bob)  # any holder, not only the one who invited
+        response = self.client.post(self.revoke_url, follow=True)
+
+        self.assertEqual(response.redirect_chain, [(self.url("detail"), 303)])
+        self.assertContains(response, "The invitation to dave@example.com is revoked")
+        self.assertNotContains(response, 'id="invitation-')
+        self.assertEqual(self.invitation().state, "revoked")
+        self.client.force_login(self.dave)
+        self.assertEqual(self.client.get(self.sent_link()).status_code, 410)
+
+    def test_with_htmx_it_answers_with_the_sharing_section(self):
+        response = self.client.post(self.revoke_url, **HX)
+        self.assertContains(response, 'id="sharing"')
+        self.assertNotContains(response, 'id="invitation-')
+        self.assertNotContains(response, "<html")
+
+    def test_revoking_an_invitation_answered_meanwhile_is_a_409_the_page_shows(self):
+        self.client.force_login(self.dave)
+        self.client.post(self.sent_link() + "accept/")
+        self.client.force_login(self.alice)
+        for headers in (HX, {}):
+            with self.subTest(htmx=bool(headers)):
+                response = self.client.post(self.revoke_url, **headers)
+                self.assertContains(response, "has already been accepted", status_code=409)
+        self.assertEqual(self.invitation().state, "accepted")
+
+    def test_an_invitation_of_another_account_is_404(self):
+        other = Account.open("Trip", by=self.alice)
+        url = reverse("accounts:revoke", args=[other.pk, self.invitation().pk])
+        self.assertEqual(self.client.post(url).status_code, 404)
+        self.assertEqual(self.invitation().state, "pending")
+
+
 class HolderLimitTests(InvitationTestCase):
     @override_settings(JOINTBANK_MAX_HOLDERS=3)
     def test_pending_invitations_count_towards_the_limit_when_inviting(self):

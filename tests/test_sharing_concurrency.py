@@ -23,6 +23,8 @@ def _child(action, start, results):
         results.put("ok")
     except AccountError as error:
         results.put(type(error).__name__)
+    except Exception as error:  # reported, so the test fails with it instead of timing out
+        results.put(f"unexpected {error!r}")
     finally:
         connections.close_all()
 
