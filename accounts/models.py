@@ -276,6 +276,8 @@ class Account(models.Model):
         with `left_at`, so the account keeps a record of who held it when."""
         with transaction.atomic():
             locked = self.locked()
+            if locked.closed_at is not None:
+                raise AccountClosed(locked.closed_at)
             membership = locked.memberships.current().filter(user=by).first()
             if membership is None:
                 raise NotAHolder()
