@@ -171,6 +171,9 @@ USE_TZ = True
 JOINTBANK_CURRENCY = env("JOINTBANK_CURRENCY", "USD")
 # Annual interest rate that `post_interest` credits monthly (balance × rate / 12).
 JOINTBANK_INTEREST_RATE = Decimal(env("JOINTBANK_INTEREST_RATE", "0.02"))
+# Holders per joint account, checked when an invitation is sent and again, under the
+# account's row lock, when it is accepted.
+JOINTBANK_MAX_HOLDERS = 10
 
 LOGGING = {
     "version": 1,

@@ -76,6 +76,15 @@ class PostInterestTests(JointAccountTestCase):
                 # A skipped month is still marked done, so a later re-run stays a no-op.
                 self.assertTrue(accounts[balance].interest_postings.filter(period="2026-01"))
 
+    def test_a_closed_account_earns_nothing_and_is_not_marked(self):
+        closed = Account.open("Closed", by=self.carol)
+        closed.close(by=self.carol)
+
+        post_interest()
+
+        self.assertFalse(closed.interest_postings.exists())
+        self.assertFalse(closed.entries.exists())
+
     def test_it_refuses_a_malformed_or_future_period_and_writes_nothing(self):
         for period in ["2026-13", "2026-1", "26-01", "2026-01-01", "9999-12", ""]:
             with self.subTest(period=period), self.assertRaises(CommandError):

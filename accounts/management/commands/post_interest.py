@@ -16,7 +16,7 @@ SYSTEM_EMAIL = "interest@jointbank.invalid"
 class Command(BaseCommand):
     help = (
         "Credit one month of interest (JOINTBANK_INTEREST_RATE per year, on the balance at "
-        "posting time, rounded half-even to the cent) to every account, at most once per "
+        "posting time, rounded half-even to the cent) to every open account, at most once per "
         "account and period: safe to re-run and to run twice at once, e.g. from cron."
     )
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         posted = skipped = failed = 0
         # One short transaction per account (inside post_interest): a long batch never holds
         # more than one account's lock, and a failure leaves the other accounts posted.
-        for account in Account.objects.order_by("pk").only("pk"):
+        for account in Account.objects.filter(closed_at=None).order_by("pk").only("pk"):
             try:
                 entry = account.post_interest(period, rate, by=system)
             except MoneyError as error:
