@@ -38,10 +38,12 @@ class Attempt:
 @dataclass
 class Operation:
     id: int
-    kind: str  # deposit | withdraw | overdraw (a withdrawal the balance cannot cover) | read
+    kind: str  # deposit | withdraw | overdraw (a withdrawal the balance cannot cover) | transfer
+    #            | read
     account: int
     instance: int
     amount: Decimal | None = None
+    target: int | None = None  # a transfer's receiving account
     key: str = field(default_factory=lambda: str(uuid.uuid4()))
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -49,9 +51,11 @@ class Operation:
     def outcome(self) -> str:
         return self.attempts[-1].outcome
 
-    @property
-    def ledger_kind(self) -> str:
-        return "deposit" if self.kind == "deposit" else "withdrawal"
+    def expected_rows(self) -> list[tuple[int, str]]:
+        """The (account, kind) ledger rows this operation writes when it is applied."""
+        if self.kind == "transfer":
+            return [(self.account, "transfer_out"), (self.target, "transfer_in")]
+        return [(self.account, "deposit" if self.kind == "deposit" else "withdrawal")]
 
 
 class Run:
@@ -98,10 +102,15 @@ class Run:
         browser.sign_in(email, self.fixture["password"])
         while not self.stop.is_set():
             account = rng.choice(accounts)
-            kind = rng.choices(["deposit", "withdraw", "overdraw", "read"], [35, 35, 5, 25])[0]
+            # Transfers need the idempotency-key schema (the same issue brought both).
+            weights = [30, 30, 5, 15, 20] if self.keyed else [35, 35, 5, 0, 25]
+            kinds = ["deposit", "withdraw", "overdraw", "transfer", "read"]
+            kind = rng.choices(kinds, weights)[0]
             with self.lock:
                 op = Operation(next(self.ids), kind, account, instance)
                 self.operations.append(op)
+            if kind == "transfer":
+                op.target = rng.choice([other for other in accounts if other != account])
             if kind == "read":
                 self.read_balance(browser, op)
                 continue
@@ -110,8 +119,10 @@ class Run:
             self.change_balance(browser, op)
 
     def change_balance(self, browser, op):
-        verb = "deposit" if op.kind == "deposit" else "withdraw"
+        verb = {"deposit": "deposit", "transfer": "transfer"}.get(op.kind, "withdraw")
         data = {"amount": f"{op.amount:.2f}", "idempotency_key": op.key}
+        if op.target is not None:
+            data["to_account"] = op.target
         for attempt in range(RETRIES + 1):
             self.attempt(
                 op,

@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-CREDITS = {"deposit", "interest"}
+CREDITS = {"deposit", "interest", "transfer_in"}
 
 
 @dataclass
@@ -45,7 +45,9 @@ def check(run, conn) -> Report:
     reads = [op for op in run.operations if op.kind == "read" and op.attempts]
     found = defaultdict(list)  # op id -> ledger rows
     by_key = {op.key: op for op in money_ops}
-    by_amount = {(op.account, op.ledger_kind, op.amount): op for op in money_ops}
+    by_amount = {
+        (account, kind, op.amount): op for op in money_ops for account, kind in op.expected_rows()
+    }
     interest_rows = {}
     phantoms = []
     for row in rows:
@@ -56,17 +58,29 @@ def check(run, conn) -> Report:
             interest_rows[entry_id] = row
             continue
         op = by_key.get(key) if keyed else by_amount.get((account, kind, amount))
-        if op is None or op.account != account or op.amount != amount:
+        if op is None or (account, kind) not in op.expected_rows() or op.amount != amount:
             phantoms.append(entry_id)
         else:
-            found[op.id].append(entry_id)
+            found[op.id].append((account, kind))
 
     outcomes = Counter(op.outcome for op in money_ops)
     lost = [op for op in money_ops if op.outcome == "ok" and not found[op.id]]
-    duplicated = [op for op in money_ops if len(found[op.id]) > 1]
+    duplicated = [op for op in money_ops if len(found[op.id]) > len(op.expected_rows())]
+    # A transfer whose two sides did not both commit: money created or destroyed.
+    half_applied = [
+        op
+        for op in money_ops
+        if found[op.id] and sorted(set(found[op.id])) != sorted(op.expected_rows())
+    ]
+    transfer_out = sum(
+        (r[3] for r in rows if r[0] > run.baseline and r[2] == "transfer_out"), Decimal("0.00")
+    )
+    transfer_in = sum(
+        (r[3] for r in rows if r[0] > run.baseline and r[2] == "transfer_in"), Decimal("0.00")
+    )
     failed_but_applied = [op for op in money_ops if op.outcome == "rejected" and found[op.id]]
     ever_unknown = [op for op in money_ops if any(a.outcome == "unknown" for a in op.attempts)]
-    recovered = [op for op in ever_unknown if len(found[op.id]) == 1]
+    recovered = [op for op in ever_unknown if len(found[op.id]) == len(op.expected_rows())]
     unknown_not_applied = [op for op in ever_unknown if not found[op.id]]
     overdraw_ok = [op for op in money_ops if op.kind == "overdraw" and op.outcome == "ok"]
 
@@ -97,7 +111,12 @@ def check(run, conn) -> Report:
     # Conservation: the money in the bank is what came in, less what went out, plus interest.
     seed = sum((_signed(r[2], r[3]) for r in rows if r[0] <= run.baseline), Decimal("0.00"))
     applied = sum(
-        (_signed(op.ledger_kind, op.amount) for op in money_ops if found[op.id]), Decimal("0.00")
+        (
+            _signed(kind, op.amount)
+            for op in money_ops
+            for _, kind in (op.expected_rows() if found[op.id] else [])
+        ),
+        Decimal("0.00"),
     )
     interest = sum((r[3] for r in interest_rows.values()), Decimal("0.00"))
     expected_total = seed + applied + interest
@@ -119,6 +138,7 @@ def check(run, conn) -> Report:
         ("duplicated (in the ledger more than once)", duplicated),
         ("failed-but-applied (rejected yet in the ledger)", failed_but_applied),
         ("ledger rows no operation explains", phantoms),
+        ("transfers with only one side applied", half_applied),
         ("overdrafts that succeeded", overdraw_ok),
         ("accounts whose balance ≠ Σ ledger", balance_mismatch),
         ("ledger rows whose balance_after breaks the chain", chain_breaks),
@@ -129,6 +149,8 @@ def check(run, conn) -> Report:
     ]:
         if items:
             violations.append(f"{label}: {len(items)} e.g. {items[:3]}")
+    if transfer_out != transfer_in:
+        violations.append(f"transfers out {transfer_out} ≠ transfers in {transfer_in}")
     if actual_total != expected_total:
         violations.append(f"money not conserved: Σ balances {actual_total} ≠ {expected_total}")
     if not outcomes["ok"]:
@@ -149,6 +171,7 @@ def check(run, conn) -> Report:
         ("duplicated", len(duplicated), ""),
         ("failed-but-applied", len(failed_but_applied), ""),
         ("phantom ledger rows", len(phantoms), ""),
+        ("half-applied transfers", len(half_applied), ""),
         ("balance ≠ Σ ledger", len(balance_mismatch), "accounts"),
         ("broken balance_after", len(chain_breaks), "ledger rows"),
         ("negative balances", len(negatives), "accounts"),
@@ -163,7 +186,8 @@ def check(run, conn) -> Report:
         "",
         *(f"  {name:<22}{value:>7}  {note}".rstrip() for name, value, note in figures),
         f"  conservation          {conserved}: Σ balances {actual_total} = opening {seed}"
-        f" + applied {applied} + interest {interest}",
+        f" + applied {applied} + interest {interest}; transfers out {transfer_out}"
+        f" = in {transfer_in}",
         f"  throughput            {outcomes['ok'] / seconds:>7.1f}  ok money operations/s "
         f"({(outcomes['ok'] + len(read_latency)) / seconds:.1f}/s with reads)",
         f"  latency               changes p50 {_pct(ok_latency, 50):.0f} ms, "
