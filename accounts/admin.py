@@ -26,8 +26,8 @@ class CorrectionForm(AmountForm):
 class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "balance", "created_at"]
     search_fields = ["name", "memberships__user__email"]
-    fields = ["name", "balance", "correct_balance", "version", "created_at"]
-    readonly_fields = ["balance", "correct_balance", "version", "created_at"]
+    fields = ["name", "balance", "correct_balance", "version", "last_seq", "created_at"]
+    readonly_fields = ["balance", "correct_balance", "version", "last_seq", "created_at"]
     inlines = [MembershipInline]
 
     @admin.display(description="Correction")
@@ -60,8 +60,9 @@ class AccountAdmin(admin.ModelAdmin):
         form = CorrectionForm(request.POST or None)
         if form.is_valid():
             kind, amount = form.cleaned_data["kind"], form.cleaned_data["amount"]
+            key = form.cleaned_data["idempotency_key"]
             try:
-                getattr(account, kind)(amount, by=request.user)
+                getattr(account, kind)(amount, by=request.user, idempotency_key=key)
             except MoneyError as error:
                 form.add_error("amount", str(error))
             else:
@@ -93,7 +94,16 @@ class MembershipAdmin(admin.ModelAdmin):
 class LedgerEntryAdmin(admin.ModelAdmin):
     """The ledger is append-only: the admin shows it and nothing more."""
 
-    list_display = ["id", "account", "kind", "amount", "balance_after", "created_by", "created_at"]
+    list_display = [
+        "id",
+        "account",
+        "seq",
+        "kind",
+        "amount",
+        "balance_after",
+        "created_by",
+        "created_at",
+    ]
     list_filter = ["kind"]
     search_fields = ["account__name", "created_by__email"]
     list_select_related = ["account", "created_by"]

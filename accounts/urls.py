@@ -12,4 +12,6 @@ urlpatterns = [
     path("<int:pk>/history/", views.history, name="history"),
     path("<int:pk>/deposit/", views.deposit, name="deposit"),
     path("<int:pk>/withdraw/", views.withdraw, name="withdraw"),
+    path("<int:pk>/transfer/", views.transfer, name="transfer"),
+    path("<int:pk>/statement.csv", views.statement, name="statement"),
 ]
