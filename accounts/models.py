@@ -243,6 +243,7 @@ class Account(models.Model):
             amount=amount,
             balance_after=new_balance,
             created_by=by,
+            created_at=timezone.now(),  # stamped under the lock: created_at follows seq
             idempotency_key=key,
             counterparty=counterparty,
             pair=pair,
