@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from .forms import AmountForm
 from .models import Account, LedgerEntry, Membership, MoneyError
+from .templatetags.money import money
 
 
 class MembershipInline(admin.TabularInline):
@@ -67,7 +68,7 @@ class AccountAdmin(admin.ModelAdmin):
                 form.add_error("amount", str(error))
             else:
                 self.message_user(
-                    request, f"{kind.title()} of {amount} recorded.", messages.SUCCESS
+                    request, f"{kind.title()} of {money(amount)} recorded.", messages.SUCCESS
                 )
                 return redirect("admin:accounts_account_change", account.pk)
         context = {

@@ -10,8 +10,10 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 
 from .forms import AccountForm, AmountForm, TransferForm
 from .models import (
+    MAX_BALANCE,
     Account,
     AccountBusy,
+    BalanceLimitExceeded,
     IdempotencyConflict,
     InsufficientFunds,
     MoneyError,
@@ -145,6 +147,9 @@ def _change_balance(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
             status = 409
         except InsufficientFunds as error:
             form.add_error("amount", f"Insufficient funds: the balance is {money(error.balance)}.")
+        except BalanceLimitExceeded:
+            whose = f"the balance of {target.name}" if kind == "transfer" else "the balance"
+            form.add_error("amount", f"This would take {whose} above {money(MAX_BALANCE)}.")
         except SameAccountTransfer as error:
             form.add_error("to_account", str(error))
         except MoneyError as error:

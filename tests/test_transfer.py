@@ -82,7 +82,9 @@ class TransferTests(JointAccountTestCase):
         Account.objects.filter(pk=self.savings.pk).update(balance=Decimal("999999999999.00"))
         response = self.transfer(amount="1.00")
 
-        self.assertContains(response, "above 999,999,999,999.99", status_code=422)
+        self.assertContains(
+            response, "the balance of Savings above $999,999,999,999.99", status_code=422
+        )
         self.assertEqual(self.balance(), Decimal("1000.00"))
         self.assertEqual(LedgerEntry.objects.count(), self.entries)
 
