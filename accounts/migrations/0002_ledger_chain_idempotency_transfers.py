@@ -39,7 +39,8 @@ def chain_existing_entries(apps, schema_editor):
         seq, previous = 0, GENESIS_HASH
         for entry in LedgerEntry.objects.filter(account=account).order_by("pk"):
             seq += 1
-            entry.seq, entry.hash = seq, chain_hash(entry, previous)
+            entry.seq = seq
+            entry.hash = chain_hash(entry, previous)
             entry.save(update_fields=["seq", "hash"])
             previous = entry.hash
         account.last_seq, account.last_hash = seq, previous
