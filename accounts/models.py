@@ -43,7 +43,7 @@ class InsufficientFunds(MoneyError):
 class BalanceLimitExceeded(MoneyError):
     def __init__(self, balance: Decimal):
         self.balance = balance
-        super().__init__(f"This deposit would take the balance above {MAX_BALANCE:,}.")
+        super().__init__(f"This would take the balance above {MAX_BALANCE:,}.")
 
 
 class SameAccountTransfer(MoneyError):
@@ -107,12 +107,13 @@ def money_transaction():
     a request that cannot get its row lock in time fails fast with AccountBusy instead of
     tying up a worker behind someone else's lock."""
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('lock_timeout', %s, true),"
-                " set_config('statement_timeout', %s, true)",
-                [settings.JOINTBANK_LOCK_TIMEOUT, settings.JOINTBANK_STATEMENT_TIMEOUT],
-            )
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, true),"
+                    " set_config('statement_timeout', %s, true)",
+                    [settings.JOINTBANK_LOCK_TIMEOUT, settings.JOINTBANK_STATEMENT_TIMEOUT],
+                )
             yield
     except OperationalError as error:
         if _sqlstate(error) in BUSY:
@@ -203,6 +204,8 @@ class Account(models.Model):
                     pk__in=[self.pk, to.pk]
                 )
                 locked = {account.pk: account for account in rows.order_by("pk")}
+                if len(locked) != 2:
+                    raise Account.DoesNotExist("Both accounts must exist.")
                 source, target = locked[self.pk], locked[to.pk]
                 entry = _replay(key, source, kind, amount, counterparty=target)
                 if entry is None:
