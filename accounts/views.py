@@ -1,23 +1,39 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.db import transaction
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
-from .forms import AccountForm, AmountForm, TransferForm
+from .emails import send_invitation
+from .forms import AccountForm, AmountForm, InviteForm, TransferForm
 from .models import (
     MAX_BALANCE,
     Account,
     AccountBusy,
+    AccountError,
+    AlreadyAHolder,
+    AlreadyInvited,
     BalanceLimitExceeded,
+    BalanceNotZero,
     IdempotencyConflict,
     InsufficientFunds,
+    Invitation,
+    InvitationNotPending,
     MoneyError,
+    NotAHolder,
     SameAccountTransfer,
+    WrongInvitee,
 )
 from .statements import BadDates, statement_dates, statement_lines
 from .templatetags.money import money
@@ -154,6 +170,9 @@ def _change_balance(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
             form.add_error("to_account", str(error))
         except MoneyError as error:
             form.add_error("amount", str(error))
+        except AccountError as error:
+            status = _refusal_status(error)
+            form.add_error("amount", str(error))
 
     if entry is None:
         if request.htmx:
@@ -227,7 +246,8 @@ def _entries(account):
 
 
 def _transfer_targets(request, account):
-    return Account.objects.held_by(request.user).exclude(pk=account.pk).order_by("name")
+    accounts = Account.objects.held_by(request.user).filter(closed_at__isnull=True)
+    return accounts.exclude(pk=account.pk).order_by("name")
 
 
 def _history_context(account, before=None):
@@ -247,12 +267,13 @@ def _page_context(request, account, before=None, **forms):
     if before is None:  # only the first page is live; an older page stays as it was
         context["newest_id"] = context["entries"][0].pk if context["entries"] else 0
     context.update(
-        memberships=account.memberships.select_related("user").order_by("joined_at"),
         deposit_form=forms.get("deposit_form") or AmountForm(auto_id="deposit-%s"),
         withdraw_form=forms.get("withdraw_form") or AmountForm(auto_id="withdraw-%s"),
         transfer_form=forms.get("transfer_form") or TransferForm(auto_id="transfer-%s"),
         targets=_transfer_targets(request, account),
         before=before,
+        **_sharing_context(account, forms.get("invite_form")),
+        action_error=forms.get("action_error"),
     )
     return context
 
@@ -261,3 +282,194 @@ def _entry_id(value) -> int | None:
     if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
         return None
     return int(value)
+
+
+# --- Sharing: invitations, leaving, closing -------------------------------------------------
+
+
+def _refusal_status(error: AccountError) -> int:
+    """The HTTP status for a domain refusal. A user who stopped holding the account between
+    the view's check and the locked one gets the 404 every non-holder gets."""
+    if isinstance(error, NotAHolder):
+        raise Http404("You do not hold this account.")
+    if isinstance(error, WrongInvitee):
+        return 403
+    if isinstance(error, InvitationNotPending):
+        return 410  # Gone: expired, revoked, declined or already used
+    return 409  # closed, full, last holder, money left, ...: the account's state, not input
+
+
+def _sharing_context(account, invite_form=None, **extra):
+    memberships = account.memberships.select_related("user").order_by("joined_at", "pk")
+    return {
+        "account": account,
+        "memberships": [m for m in memberships if m.left_at is None],
+        "former_memberships": [m for m in memberships if m.left_at is not None],
+        "invitations": account.invitations.pending()
+        .select_related("invited_by")
+        .order_by("created_at", "pk"),
+        "invite_form": invite_form or InviteForm(),
+        **extra,
+    }
+
+
+def _sharing_response(request, account, status=200, invite_form=None, **extra):
+    """The holders-and-invitations section for HTMX; the whole page otherwise."""
+    if request.htmx:
+        context = _sharing_context(account, invite_form, **extra)
+        return render(request, PAGE + "#sharing", context, status=status)
+    context = _page_context(request, account, invite_form=invite_form)
+    context.update(extra)
+    return render(request, PAGE, context, status=status)
+
+
+def _done(request, url: str, message: str) -> HttpResponse:
+    messages.success(request, message)
+    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseSeeOther(url)
+
+
+@login_required
+@require_POST
+def invite(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        return _sharing_response(request, account, 422, form)
+    email = form.cleaned_data["email"]
+    try:
+        invitation, token = account.invite(email, by=request.user)
+    except (AlreadyAHolder, AlreadyInvited) as error:
+        form.add_error("email", str(error))
+        return _sharing_response(request, account, 422, form)
+    except AccountError as error:
+        return _sharing_response(request, account, _refusal_status(error), form, refused=error)
+    link = request.build_absolute_uri(reverse("accounts:invitation", args=[invitation.pk, token]))
+    # After COMMIT (at once here, outside any transaction): the mail server may be slow, and
+    # no mail may go out for an invitation that was rolled back. `robust`: a mail failure is
+    # logged, it does not turn into an error page for an invitation that was saved.
+    transaction.on_commit(lambda: send_invitation(invitation, link), robust=True)
+    sent = f"Invitation sent to {email}. It expires in {Invitation.LIFETIME.days} days."
+    if request.htmx:
+        return _sharing_response(request, account, sent=sent)
+    messages.success(request, sent)
+    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+
+
+@login_required
+@require_POST
+def revoke(request: HttpRequest, pk: int, invitation_pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    invitation = get_object_or_404(account.invitations, pk=invitation_pk)
+    try:
+        account.revoke(invitation, by=request.user)
+    except AccountError as error:
+        # Answered or expired since the page was shown: a conflict with the page (409, which
+        # htmx swaps), not a dead link (the 410 of the invitation page).
+        status = 409 if isinstance(error, InvitationNotPending) else _refusal_status(error)
+        return _sharing_response(request, account, status, refused=error)
+    revoked = f"The invitation to {invitation.email} is revoked; its link no longer works."
+    if request.htmx:
+        return _sharing_response(request, account, sent=revoked)
+    messages.success(request, revoked)
+    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+
+
+@login_required
+@require_POST
+def leave(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    try:
+        account.leave(by=request.user)
+    except AccountError as error:
+        return _action_refused(request, account, error)
+    message = f"You left {account.name}. Its other holders keep the account and its money."
+    return _done(request, reverse("accounts:list"), message)
+
+
+@login_required
+@require_POST
+def close(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    try:
+        account.close(by=request.user)
+    except AccountError as error:
+        return _action_refused(request, account, error)
+    message = f"{account.name} is closed. Its history stays here, read-only."
+    return _done(request, reverse("accounts:detail", args=[account.pk]), message)
+
+
+def _action_refused(request, account, error: AccountError) -> HttpResponse:
+    status = _refusal_status(error)
+    message = str(error)
+    if isinstance(error, BalanceNotZero):
+        message = (
+            f"Only an account with a balance of {money(0)} can be closed; this one holds "
+            f"{money(error.balance)}. Withdraw it first."
+        )
+    if request.htmx:
+        context = {"account": account, "action_error": message, **_sharing_context(account)}
+        return render(request, PAGE + "#account_actions", context, status=status)
+    context = _page_context(request, account, action_error=message)
+    return render(request, PAGE, context, status=status)
+
+
+def _get_invitation(pk: int, token: str) -> Invitation | None:
+    """The invitation if the link's token is its token. None looks the same whether or not
+    an invitation with that id exists."""
+    invitation = Invitation.objects.select_related("account", "invited_by").filter(pk=pk).first()
+    if invitation is None or not invitation.token_matches(token):
+        return None
+    invitation.mark_if_expired()
+    return invitation
+
+
+def _invitation_page(request, invitation, token, error=None, status=200) -> HttpResponse:
+    if invitation is None:
+        error, status = "This invitation link is not valid: check that you opened all of it.", 404
+    elif error is None:
+        try:
+            invitation.check_answerable_by(request.user)
+            invitation.account.check_can_add_holder(request.user)
+        except AccountError as refusal:
+            error, status = refusal, _refusal_status(refusal)
+    context = {
+        "invitation": invitation,
+        "token": token,
+        "error": error,
+        "wrong_user": isinstance(error, WrongInvitee),
+    }
+    return render(request, "accounts/invitation.html", context, status=status)
+
+
+@login_required
+@require_GET
+def invitation(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+    return _invitation_page(request, _get_invitation(invitation_pk, token), token)
+
+
+@login_required
+@require_POST
+def accept(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+    invitation = _get_invitation(invitation_pk, token)
+    if invitation is None:
+        return _invitation_page(request, None, token)
+    try:
+        invitation.accept(request.user)
+    except AccountError as error:
+        return _invitation_page(request, invitation, token, error, _refusal_status(error))
+    message = f"You are now a holder of {invitation.account.name}."
+    return _done(request, reverse("accounts:detail", args=[invitation.account_id]), message)
+
+
+@login_required
+@require_POST
+def decline(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+    invitation = _get_invitation(invitation_pk, token)
+    if invitation is None:
+        return _invitation_page(request, None, token)
+    try:
+        invitation.decline(request.user)
+    except AccountError as error:
+        return _invitation_page(request, invitation, token, error, _refusal_status(error))
+    message = f"You declined the invitation to {invitation.account.name}."
+    return _done(request, reverse("accounts:list"), message)

@@ -171,6 +171,9 @@ JOINTBANK_CURRENCY = env("JOINTBANK_CURRENCY", "USD")
 # gives up and answers 409 "busy, please retry" (PostgreSQL durations: "3s", "500ms").
 JOINTBANK_LOCK_TIMEOUT = env("JOINTBANK_LOCK_TIMEOUT", "3s")
 JOINTBANK_STATEMENT_TIMEOUT = env("JOINTBANK_STATEMENT_TIMEOUT", "10s")
+# Holders per joint account, checked when an invitation is sent and again, under the
+# account's row lock, when it is accepted.
+JOINTBANK_MAX_HOLDERS = 10
 
 LOGGING = {
     "version": 1,

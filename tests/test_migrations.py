@@ -5,7 +5,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import TransactionTestCase
 
-BEFORE_THE_CHAIN = [("accounts", "0001_initial")]
+CHAIN = "ledger_chain_idempotency_transfers"
 
 
 class ChainMigrationTests(TransactionTestCase):
@@ -15,8 +15,11 @@ class ChainMigrationTests(TransactionTestCase):
         executor.migrate(targets)
 
     def test_it_numbers_and_hashes_the_entries_written_before_it(self):
-        latest = MigrationExecutor(connection).loader.graph.leaf_nodes("accounts")
-        self.migrate(BEFORE_THE_CHAIN)
+        loader = MigrationExecutor(connection).loader
+        latest = loader.graph.leaf_nodes("accounts")
+        chain = next(key for key in loader.disk_migrations if key[1].endswith(CHAIN))
+        before = [dep for dep in loader.get_migration(*chain).dependencies if dep[0] == "accounts"]
+        self.migrate(before)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(

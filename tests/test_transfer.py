@@ -172,6 +172,24 @@ class TransferTests(JointAccountTestCase):
         self.assertNotContains(page, "Carol&#x27;s")
         self.assertNotContains(page, f'<option value="{self.account.pk}"')
 
+    def test_a_closed_account_is_not_offered_and_refuses_a_transfer_with_409(self):
+        self.savings.withdraw(Decimal("50.00"), by=self.alice)
+        self.savings.close(by=self.alice)
+        entries = LedgerEntry.objects.count()
+        self.assertNotContains(self.client.get(self.url("detail")), 'id="transfer-form"')
+
+        response = self.transfer(amount="1.00")
+        self.assertContains(response, "closed", status_code=409)
+        self.assertEqual(self.balance(), Decimal("1000.00"))
+        self.assertEqual(LedgerEntry.objects.count(), entries)
+
+    def test_a_closed_account_still_offers_its_statement(self):
+        self.savings.withdraw(Decimal("50.00"), by=self.alice)
+        self.savings.close(by=self.alice)
+        page = self.client.get(reverse("accounts:detail", args=[self.savings.pk]))
+        self.assertContains(page, reverse("accounts:statement", args=[self.savings.pk]))
+        self.assertNotContains(page, 'id="deposit-form"')
+
     def test_without_another_account_there_is_no_transfer_form(self):
         self.client.force_login(self.bob)
         self.assertNotContains(self.client.get(self.url("detail")), 'id="transfer-form"')

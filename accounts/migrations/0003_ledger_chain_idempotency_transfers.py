@@ -50,7 +50,7 @@ def chain_existing_entries(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ('accounts', '0002_sharing'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
