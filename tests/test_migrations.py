@@ -51,4 +51,4 @@ class ChainMigrationTests(TransactionTestCase):
         out = StringIO()
         call_command("verify_ledger", stdout=out)
         self.assertIn("#1 Household: OK, 3 entries", out.getvalue())
-        self.assertIn("#2 Other: OK, 1 entries", out.getvalue())
+        self.assertIn("#2 Other: OK, 1 entry", out.getvalue())

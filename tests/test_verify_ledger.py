@@ -53,7 +53,7 @@ class VerifyLedgerTests(JointAccountTestCase):
             f"chain head {self.account.last_hash}",
             output,
         )
-        self.assertIn(f"#{self.savings.pk} Savings: OK, 1 entries, balance 50.00", output)
+        self.assertIn(f"#{self.savings.pk} Savings: OK, 1 entry, balance 50.00", output)
 
     def test_it_finds_a_changed_amount(self):
         tamper("UPDATE accounts_ledgerentry SET amount = 10 WHERE id = %s", [self.entry(2).pk])
@@ -135,7 +135,7 @@ class VerifyLedgerProcessTests(TransactionTestCase):
 
         clean = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         self.assertEqual(clean.returncode, 0, clean.stderr)
-        self.assertIn("Household: OK, 1 entries", clean.stdout)
+        self.assertIn("Household: OK, 1 entry", clean.stdout)
 
         Account.objects.filter(pk=account.pk).update(balance=Decimal("6.00"))
         bad = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -46,7 +46,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.ERROR(f"{label}: FAILED: {problem}"))
             return f"{label}: {problem}"
         self.stdout.write(
-            f"{label}: OK, {count} entries, balance {account.balance}, "
+            f"{label}: OK, {count} {'entry' if count == 1 else 'entries'}, "
+            f"balance {account.balance}, "
             f"chain head {account.last_hash}"
         )
         return None
