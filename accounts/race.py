@@ -6,6 +6,7 @@ The naive strategy (read, compute, write: no lock) is the bug this app exists to
 it lives here only to show, in the same harness, that the locked strategy is what stops it.
 """
 
+import contextlib
 import multiprocessing
 import random
 import threading
@@ -14,26 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection, connections, transaction
-from django.db.models import Sum
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import Case, F, Sum, When
+from django.db.models.functions import Coalesce
 
 from .models import Account, InsufficientFunds, LedgerEntry
 
 
 def naive_change(account_id: int, delta: Decimal, user_id: int) -> LedgerEntry:
-    """Read-modify-write without a lock: two processes can read the same balance."""
-    balance = Account.objects.values_list("balance", flat=True).get(pk=account_id)
-    new_balance = balance + delta
-    if new_balance < 0:
-        raise InsufficientFunds(balance)
-    Account.objects.filter(pk=account_id).update(balance=new_balance)
-    return LedgerEntry.objects.create(
-        account_id=account_id,
-        kind=LedgerEntry.Kind.DEPOSIT if delta > 0 else LedgerEntry.Kind.WITHDRAWAL,
-        amount=abs(delta),
-        balance_after=new_balance,
-        created_by_id=user_id,
-    )
+    """The app's own balance arithmetic, but read-modify-write without a lock and without a
+    transaction: two processes can read the same balance (and the same ledger seq)."""
+    account = Account.objects.get(pk=account_id)
+    kind = LedgerEntry.Kind.DEPOSIT if delta > 0 else LedgerEntry.Kind.WITHDRAWAL
+    return account._append(kind, abs(delta), _user(user_id), None)
 
 
 def locked_change(account_id: int, delta: Decimal, user_id: int) -> None:
@@ -83,6 +77,10 @@ def _worker(strategy, account_id, user_id, ops, seed, barrier, results):
             change(account_id, delta, user_id)
         except InsufficientFunds:
             continue
+        except IntegrityError:
+            # Naive only: two unlocked writers took the same ledger seq and the database refused
+            # the second entry, but that writer's balance update had already been committed.
+            continue
         total += delta
         count += 1
     connections.close_all()
@@ -124,45 +122,51 @@ def race(account: Account, user, strategy: str, processes: int = 4, ops: int = 1
 
 
 def _ledger_sum(account) -> Decimal:
-    totals = dict(account.entries.values_list("kind").annotate(total=Sum("amount")).order_by())
-    credits = sum(totals.get(kind, Decimal("0.00")) for kind in LedgerEntry.CREDITS)
-    return credits - totals.get(LedgerEntry.Kind.WITHDRAWAL, Decimal("0.00"))
+    signed = Case(
+        When(kind__in=LedgerEntry.CREDITS, then=F("amount")),
+        default=F("amount") * -1,
+        output_field=account._meta.get_field("balance"),
+    )
+    return account.entries.aggregate(total=Coalesce(Sum(signed), Decimal("0.00")))["total"]
 
 
 def interleave(account_id: int, user_id: int, strategy: str, say: Callable[[str], None]) -> Decimal:
     """Two clients, each on its own connection, in the order that loses an update.
 
-    A reads the balance, then B reads it, then A writes its deposit and commits, then B writes
-    its withdrawal. Both strategies run exactly these steps and the same UPDATE; "locked" only
-    reads with SELECT … FOR UPDATE, as Account.deposit/withdraw do, so B's read waits until A
-    has committed and B computes from A's result. Returns the final balance.
+    A reads the account, then B reads it, then A writes its deposit, then B writes its
+    withdrawal, each computed from what it read (Account._append). "locked" differs only in
+    reading with SELECT … FOR UPDATE inside a transaction, as Account.deposit/withdraw do, so
+    B's read waits until A has committed and B computes from A's result. Returns the final
+    balance.
     """
     steps = {name: (threading.Event(), threading.Event()) for name in "AB"}  # (read, may write)
     errors = []
+    locked = strategy == "locked"
 
     def client(name, delta):
         read, may_write = steps[name]
+        kind = LedgerEntry.Kind.DEPOSIT if delta > 0 else LedgerEntry.Kind.WITHDRAWAL
         try:
-            with transaction.atomic():
+            # The naive client has no transaction: each statement commits on its own.
+            with transaction.atomic() if locked else contextlib.nullcontext():
                 accounts = Account.objects.filter(pk=account_id)
-                if strategy == "locked":
+                if locked:
                     accounts = accounts.select_for_update(no_key=True)
-                balance = accounts.values_list("balance", flat=True).get()
+                account = accounts.get()
+                balance = account.balance
                 say(f"{name} reads the balance: {balance}")
                 read.set()
                 may_write.wait(timeout=30)
-                new_balance = balance + delta
-                Account.objects.filter(pk=account_id).update(balance=new_balance)
-                LedgerEntry.objects.create(
-                    account_id=account_id,
-                    kind=LedgerEntry.Kind.DEPOSIT if delta > 0 else LedgerEntry.Kind.WITHDRAWAL,
-                    amount=abs(delta),
-                    balance_after=new_balance,
-                    created_by_id=user_id,
-                )
                 sign = "+" if delta > 0 else "−"
-                say(f"{name} writes {balance} {sign} {abs(delta)} = {new_balance}")
-                say(f"{name} commits")  # said just before COMMIT, so B's next line follows it
+                say(f"{name} writes {balance} {sign} {abs(delta)} = {balance + delta}")
+                try:
+                    account._append(kind, abs(delta), _user(user_id), None)
+                except IntegrityError:
+                    # The balance UPDATE has already committed; the ledger's gapless entry
+                    # numbers notice the stale read (A took the number), the balance cannot.
+                    say(f"{name}'s ledger entry is refused: A took its sequence number")
+                if locked:
+                    say(f"{name} commits")  # said just before COMMIT: B's next line follows it
         except Exception as error:  # reported by the caller; a demo must not hang on it
             errors.append(error)
             read.set()

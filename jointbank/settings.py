@@ -93,11 +93,10 @@ if not DATABASE_URL:
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 }
-# A process frozen inside a transaction (SIGSTOP, a debugger, a stuck disk) would hold its row
-# locks until it woke up, stalling everyone on that account: PostgreSQL ends such a session after
-# a few seconds instead (no request of ours idles in a transaction), and the lock is released.
+# A worker stuck inside a transaction (a bug, a hung call) would hold its row locks for ever;
+# PostgreSQL ends such a session after this long idle in a transaction, releasing them.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-    "-c idle_in_transaction_session_timeout=5s"
+    "-c idle_in_transaction_session_timeout=" + env("JOINTBANK_IDLE_IN_TRANSACTION_TIMEOUT", "30s")
 )
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
@@ -171,6 +170,10 @@ USE_TZ = True
 JOINTBANK_CURRENCY = env("JOINTBANK_CURRENCY", "USD")
 # Annual interest rate that `post_interest` credits monthly (balance × rate / 12).
 JOINTBANK_INTEREST_RATE = Decimal(env("JOINTBANK_INTEREST_RATE", "0.02"))
+# How long a money transaction waits for an account's row lock, and may run at all, before it
+# gives up and answers 409 "busy, please retry" (PostgreSQL durations: "3s", "500ms").
+JOINTBANK_LOCK_TIMEOUT = env("JOINTBANK_LOCK_TIMEOUT", "3s")
+JOINTBANK_STATEMENT_TIMEOUT = env("JOINTBANK_STATEMENT_TIMEOUT", "10s")
 # Holders per joint account, checked when an invitation is sent and again, under the
 # account's row lock, when it is accepted.
 JOINTBANK_MAX_HOLDERS = 10

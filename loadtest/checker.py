@@ -28,9 +28,12 @@ def _signed(kind, amount):
     return amount if kind in CREDITS else -amount
 
 
-def check(run, conn) -> Report:
-    keyed = ledger_has_keys(conn)
-    key_column = "idempotency_key::text" if keyed else "NULL"
+def check(run, conn, keyed: bool | None = None) -> Report:
+    """`keyed`: match operations by idempotency key (the default when the ledger stores keys)
+    or by account, kind and amount."""
+    has_keys = ledger_has_keys(conn)
+    keyed = has_keys if keyed is None else keyed
+    key_column = "idempotency_key::text" if has_keys else "NULL"
     rows = conn.execute(
         f"SELECT id, account_id, kind, amount, balance_after, {key_column} "
         "FROM accounts_ledgerentry ORDER BY id"

@@ -92,17 +92,21 @@ def bench() -> None:
         account = Account.open(f"history {label}", by=user)
         with connection.cursor() as cursor:
             # Not row by row through the ORM: one INSERT … SELECT of $1.00 deposits whose
-            # balance_after runs 1.00, 2.00, …, then the balance they add up to.
+            # seq and balance_after run 1, 2, 3…, then the balance and chain head they lead to.
+            # The hashes are placeholders (verify_ledger would reject these accounts): a valid
+            # chain needs each entry's predecessor, i.e. a million sequential steps.
             cursor.execute(
                 "INSERT INTO accounts_ledgerentry "
-                "(account_id, kind, amount, balance_after, created_by_id, created_at) "
-                "SELECT %s, 'deposit', 1.00, g, %s, now() - make_interval(secs => %s - g) "
+                "(account_id, seq, kind, amount, balance_after, created_by_id, created_at, hash) "
+                "SELECT %s, g, 'deposit', 1.00, g, %s, now() - make_interval(secs => %s - g), "
+                "encode(sha256(convert_to(g::text, 'UTF8')), 'hex') "
                 "FROM generate_series(1, %s) AS g",
                 [account.pk, user.pk, rows, rows],
             )
             cursor.execute(
-                "UPDATE accounts_account SET balance = %s, version = %s WHERE id = %s",
-                [rows, rows, account.pk],
+                "UPDATE accounts_account SET balance = %s, version = %s, last_seq = %s, "
+                "last_hash = encode(sha256(convert_to(%s::text, 'UTF8')), 'hex') WHERE id = %s",
+                [rows, rows, rows, rows, account.pk],
             )
             cursor.execute(
                 "SELECT min(id), max(id) FROM accounts_ledgerentry WHERE account_id = %s",

@@ -1,6 +1,7 @@
 -- wrk script for `make bench`: a signed-in HTMX client. Configured from the environment:
 --   BENCH_COOKIE   "sessionid=...; csrftoken=..."      BENCH_CSRF  the csrftoken value
---   BENCH_MODE     "change": POST a random deposit or withdrawal ($1.00-$9.99) to one of
+--   BENCH_MODE     "change": POST a random deposit or withdrawal ($1.00-$9.99, with a fresh
+--                  idempotency key) to one of
 --                  BENCH_ACCOUNTS accounts starting at id BENCH_FIRST_ACCOUNT;
 --                  "get": GET BENCH_PATH (with HX-Request when BENCH_HTMX=1)
 -- done() prints one line "RESULT {json}" that loadtest/bench.py reads.
@@ -36,7 +37,12 @@ request = function()
   end
   local account = first + math.random(0, count - 1)
   local verb = (math.random(2) == 1) and "deposit" or "withdraw"
-  local body = string.format("amount=%d.%02d", math.random(1, 9), math.random(0, 99))
+  -- A fresh idempotency key per request, as each rendered form carries one.
+  local key = string.format("%08x-%04x-4%03x-%04x-%06x%06x", math.random(0, 0x7fffffff),
+    math.random(0, 0xffff), math.random(0, 0xfff), math.random(0x8000, 0xbfff),
+    math.random(0, 0xffffff), math.random(0, 0xffffff))
+  local body = string.format("amount=%d.%02d&idempotency_key=%s", math.random(1, 9),
+    math.random(0, 99), key)
   return wrk.format("POST", "/accounts/" .. account .. "/" .. verb .. "/", {
     ["Cookie"] = cookie,
     ["X-CSRFToken"] = csrf,

@@ -39,6 +39,7 @@ class PostInterestTests(JointAccountTestCase):
         self.assertEqual(self.balance(), Decimal("1001.67"))
         self.assertEqual(InterestPosting.objects.get(account=self.account).entry, entry)
         self.assertIn("posted to 1 accounts", out)
+        call_command("verify_ledger", stdout=StringIO())  # the entry extends the hash chain
 
     def test_running_it_twice_for_a_period_posts_once(self):
         post_interest()
