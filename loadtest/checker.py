@@ -165,7 +165,7 @@ def check(run, conn, keyed: bool | None = None) -> Report:
     figures = [
         ("attempted", len(money_ops), f"money operations (+ {len(reads)} balance reads)"),
         ("ok", outcomes["ok"], ""),
-        ("rejected", outcomes["rejected"], "business 4xx: insufficient funds and the like"),
+        ("rejected", outcomes["rejected"], "4xx: insufficient funds, 409 busy (lock timeout)"),
         ("unknown at least once", len(ever_unknown), "timeout, reset, 5xx"),
         ("  recovered", len(recovered), "unknown, then found once in the ledger"),
         ("  not applied", len(unknown_not_applied), "unknown and absent: safe to retry"),
@@ -205,7 +205,8 @@ def check(run, conn, keyed: bool | None = None) -> Report:
     if run.fault_log:
         lines += [
             "",
-            "faults (error window: from the fault until the last failed request it caused):",
+            "faults (error window: from the fault until the last request it made fail: 5xx, no "
+            "answer or 409 busy):",
         ]
         lines += _fault_windows(run)
     lines += ["", "VIOLATIONS:" if violations else "no violations"] + [f"  {v}" for v in violations]
@@ -213,8 +214,15 @@ def check(run, conn, keyed: bool | None = None) -> Report:
 
 
 def _fault_windows(run):
+    # Failed: no answer or a 5xx, or 409 "busy" (a lock timeout: safe, nothing written, but
+    # the request did not go through either).
     attempts = sorted(
-        (a for op in run.operations for a in op.attempts if a.outcome == "unknown"),
+        (
+            a
+            for op in run.operations
+            for a in op.attempts
+            if a.outcome == "unknown" or a.detail == "409"
+        ),
         key=lambda a: a.started,
     )
     lines = []
