@@ -124,11 +124,11 @@ class Bench:
                 data["rate"],
                 data["p50_ms"],
                 data["p99_ms"],
-                f"{lost} (${lost_amount})",
+                f"${lost_amount}" + (f", {lost} stale entries" if lost else ""),
                 self.http_note(data),
             )
         )
-        print(f"  hot {strategy}: {data['rate']:.0f} req/s, lost {lost}", flush=True)
+        print(f"  hot {strategy}: {data['rate']:.0f} req/s, lost ${lost_amount}", flush=True)
 
     def spread(self, server, first, count):
         data = self.wrk(
@@ -146,7 +146,7 @@ class Bench:
                 data["rate"],
                 data["p50_ms"],
                 data["p99_ms"],
-                str(self.lost_in_range(first, count)),
+                self.lost_in_range(first, count),
                 self.http_note(data),
             )
         )
@@ -254,16 +254,24 @@ class Bench:
             ).fetchone()[0]
         return breaks, missing
 
-    def lost_in_range(self, first, count) -> int:
+    def lost_in_range(self, first, count) -> str:
+        """Accounts in the range whose balance is not the sum of their ledger, and stale entries."""
         with stack.connect(self.database_url) as conn:
-            return conn.execute(
+            drifted = conn.execute(
+                "SELECT count(*) FROM accounts_account a WHERE a.id BETWEEN %s AND %s AND "
+                "a.balance <> (SELECT sum(CASE WHEN kind = 'withdrawal' THEN -amount "
+                "ELSE amount END) FROM accounts_ledgerentry WHERE account_id = a.id)",
+                [first, first + count - 1],
+            ).fetchone()[0]
+            breaks = conn.execute(
                 CHAIN_BREAKS + " AND account_id BETWEEN %s AND %s", [first, first + count - 1]
             ).fetchone()[0]
+        return f"{drifted} accounts off" + (f", {breaks} stale entries" if breaks else "")
 
     # --- the table ----------------------------------------------------------------------------
     def http_note(self, data):
         bad = data["not_200"] + data["socket_errors"]
-        return f"{self.args.workers} workers" + (f"; {bad} errors" if bad else "")
+        return f"{self.args.workers} workers" + (f"; {bad} answers not 200" if bad else "")
 
     def print_table(self, seconds):
         r = self.results
@@ -295,7 +303,7 @@ class Bench:
             f"gunicorn sync, {self.args.workers} workers · {self.args.clients} clients, "
             f"{self.args.seconds:g} s per load row · run took {seconds:.0f} s",
             "",
-            "| what | req/s (tps) | p50 ms | p99 ms | lost updates | notes |",
+            "| what | req/s (tps) | p50 ms | p99 ms | lost (balance vs Σ ledger) | notes |",
             "| --- | ---: | ---: | ---: | ---: | --- |",
         ]
         for what, rate, p50, p99, lost, note in self.rows:
