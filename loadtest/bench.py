@@ -57,28 +57,30 @@ class Bench:
 
         workers = self.args.workers
         with stack.servers(self.database_url, 1, workers) as [server]:
-            self.cookies = self.sign_in(server.url)
+            self.cookies = self.sign_in(server.url, self.fixture["email"])
+            self.spread_cookies = self.sign_in(server.url, self.fixture["spread_email"])
             self.hot("locked", server, self.fixture["hot"]["locked"])
         with stack.servers(self.database_url, 1, workers, app="loadtest.naive_wsgi") as [server]:
             self.hot("naive", server, self.fixture["hot"]["naive"])
-        self.pgbench("hot", self.fixture["hot"]["pgbench"], 1)
+        self.pgbench("hot", self.fixture["hot"]["pgbench"], 1, self.fixture["user"])
         with stack.servers(self.database_url, 1, workers) as [server]:
             first, count = self.fixture["spread"]
             self.spread(server, first, count)
-            self.pgbench("spread", first, count)
+            self.pgbench("spread", first, count, self.fixture["spread_user"])
             for label, history in self.fixture["history"].items():
                 self.pages(server, label, history)
         self.print_table(time.monotonic() - began)
         return 0
 
     # --- measurements -------------------------------------------------------------------------
-    def sign_in(self, url):
+    def sign_in(self, url, email):
         browser = Browser(url)
-        browser.sign_in(self.fixture["email"], self.fixture["password"])
+        browser.sign_in(email, self.fixture["password"])
         return browser.cookies
 
-    def wrk(self, url, clients, seconds, **env) -> dict:
-        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+    def wrk(self, url, clients, seconds, cookies=None, **env) -> dict:
+        cookies = cookies or self.cookies
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
         result = subprocess.run(
             [
                 "wrk",
@@ -94,7 +96,7 @@ class Bench:
             env={
                 **os.environ,
                 "BENCH_COOKIE": cookie,
-                "BENCH_CSRF": self.cookies["csrftoken"],
+                "BENCH_CSRF": cookies["csrftoken"],
                 **{f"BENCH_{k.upper()}": str(v) for k, v in env.items()},
             },
             capture_output=True,
@@ -136,6 +138,7 @@ class Bench:
             self.args.clients,
             self.args.seconds,
             mode="change",
+            cookies=self.spread_cookies,
             first_account=first,
             accounts=count,
         )
@@ -152,7 +155,7 @@ class Bench:
         )
         print(f"  spread: {data['rate']:.0f} req/s", flush=True)
 
-    def pgbench(self, label, first, count):
+    def pgbench(self, label, first, count, user):
         binary = _pgbench_binary()
         if binary is None:
             self.rows.append((f"pgbench, {label}", None, None, None, "", "pgbench not found"))
@@ -179,7 +182,7 @@ class Bench:
                 "-D",
                 f"last={first + count - 1}",
                 "-D",
-                f"uid={self.fixture['user']}",
+                f"uid={user}",
                 "-h",
                 params["HOST"],
                 "-p",

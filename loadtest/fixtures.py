@@ -55,6 +55,9 @@ if __name__ == "__main__":
 
 
 BENCH_EMAIL = "bench@example.com"
+# The 1,000 accounts belong to their own user: every account page lists the user's other
+# accounts as transfer targets, and nobody real holds a thousand.
+SPREAD_EMAIL = "spread@example.com"
 SPREAD_ACCOUNTS = 1000
 HISTORY_SIZES = {"1k": 1_000, "100k": 100_000, "1M": 1_000_000}
 BENCH_BALANCE = Decimal("1000000.00")
@@ -73,19 +76,23 @@ def bench() -> None:
 
     from accounts.models import Account
 
-    user = get_user_model().objects.create_user(
-        username="bench", email=BENCH_EMAIL, password=PASSWORD
-    )
-    EmailAddress.objects.create(user=user, email=BENCH_EMAIL, verified=True, primary=True)
+    def make_user(email):
+        user = get_user_model().objects.create_user(
+            username=email.split("@")[0], email=email, password=PASSWORD
+        )
+        EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+        return user
 
-    def funded(name):
-        account = Account.open(name, by=user)
-        account.deposit(BENCH_BALANCE, by=user)
+    user, spread_user = make_user(BENCH_EMAIL), make_user(SPREAD_EMAIL)
+
+    def funded(name, by=user):
+        account = Account.open(name, by=by)
+        account.deposit(BENCH_BALANCE, by=by)
         return account.pk
 
     hot = {name: funded(f"hot ({name})") for name in ["locked", "naive", "pgbench"]}
     with transaction.atomic():  # consecutive ids, so wrk can pick one with first + random(n)
-        spread = [funded(f"spread {number}") for number in range(SPREAD_ACCOUNTS)]
+        spread = [funded(f"spread {n}", by=spread_user) for n in range(SPREAD_ACCOUNTS)]
     assert spread == list(range(spread[0], spread[0] + SPREAD_ACCOUNTS)), "ids not consecutive"
     history = {}
     for label, rows in HISTORY_SIZES.items():
@@ -119,8 +126,10 @@ def bench() -> None:
     json.dump(
         {
             "email": BENCH_EMAIL,
+            "spread_email": SPREAD_EMAIL,
             "password": PASSWORD,
             "user": user.pk,
+            "spread_user": spread_user.pk,
             "hot": hot,
             "spread": [spread[0], SPREAD_ACCOUNTS],
             "history": history,

@@ -12,7 +12,7 @@ from accounts import race  # noqa: E402 - isort: skip
 from accounts.models import Account, LedgerEntry  # noqa: E402 - isort: skip
 
 
-def _naive_change_balance(self, kind, amount, by, by_staff=False):
+def _naive_change_balance(self, kind, amount, by, by_staff=False, key=None):
     delta = amount if kind in LedgerEntry.CREDITS else -amount
     entry = race.naive_change(self.pk, delta, by.pk)
     self.balance = entry.balance_after
