@@ -23,6 +23,11 @@ def main(argv=None) -> int:
     chaos.add_argument("--instances", type=int, default=2)
     chaos.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
     chaos.add_argument("--seed", type=int, default=1)
+    chaos.add_argument(
+        "--app",
+        default="jointbank.wsgi",
+        help="WSGI module to serve (loadtest.naive_wsgi: watch the checker catch lost updates)",
+    )
 
     bench = commands.add_parser("bench", help="the benchmark table (docs/benchmarks.md)")
     bench.add_argument("--seconds", type=float, default=20)

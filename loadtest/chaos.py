@@ -201,7 +201,10 @@ class Run:
     # --- the run ----------------------------------------------------------------------------
     def execute(self) -> int:
         self.start()
-        with stack.servers(self.database_url, self.args.instances, self.args.workers) as servers:
+        servers = stack.servers(
+            self.database_url, self.args.instances, self.args.workers, app=self.args.app
+        )
+        with servers as servers:
             self.servers = servers
             threads = [
                 threading.Thread(target=self.client, args=(number, email, accounts), daemon=True)

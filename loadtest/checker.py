@@ -151,7 +151,8 @@ def check(run, conn, keyed: bool | None = None) -> Report:
         ("client threads that failed", run.client_errors),
     ]:
         if items:
-            violations.append(f"{label}: {len(items)} e.g. {items[:3]}")
+            examples = [_short(item) for item in items[:3]]
+            violations.append(f"{label}: {len(items)}, e.g. {', '.join(examples)}")
     if transfer_out != transfer_in:
         violations.append(f"transfers out {transfer_out} ≠ transfers in {transfer_in}")
     if actual_total != expected_total:
@@ -184,7 +185,8 @@ def check(run, conn, keyed: bool | None = None) -> Report:
     lines = [
         f"chaos run: {seconds:.1f} s, {run.args.instances} gunicorn instances × "
         f"{run.args.workers} workers, {run.client_count} clients, faults: "
-        f"{', '.join(run.args.faults) or 'none'}",
+        f"{', '.join(run.args.faults) or 'none'}"
+        + (f", app {run.args.app}" if run.args.app != "jointbank.wsgi" else ""),
         f"operations matched to ledger rows by {matched_by}; unknown outcomes {retried}",
         "",
         *(f"  {name:<22}{value:>7}  {note}".rstrip() for name, value, note in figures),
@@ -211,6 +213,13 @@ def check(run, conn, keyed: bool | None = None) -> Report:
         lines += _fault_windows(run)
     lines += ["", "VIOLATIONS:" if violations else "no violations"] + [f"  {v}" for v in violations]
     return Report("\n".join(lines), violations)
+
+
+def _short(item) -> str:
+    if hasattr(item, "attempts"):  # an Operation
+        tried = "/".join(attempt.detail for attempt in item.attempts)
+        return f"op {item.id} {item.kind} {item.amount} on account {item.account} ({tried})"
+    return str(item)
 
 
 def _fault_windows(run):

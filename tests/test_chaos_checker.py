@@ -29,7 +29,7 @@ class ChaosCheckerTests(JointAccountTestCase):
         self.run = SimpleNamespace(
             operations=[],
             baseline=LedgerEntry.objects.latest("pk").pk,
-            args=SimpleNamespace(instances=2, workers=2, faults=[]),
+            args=SimpleNamespace(instances=2, workers=2, faults=[], app="jointbank.wsgi"),
             client_count=1,
             client_errors=[],
             interest_log=[],
