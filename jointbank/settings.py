@@ -128,7 +128,10 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_GET = False  # sign-out is a POST
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 # allauth's default rate limits (e.g. 5 failed sign-ins per e-mail address in 5 minutes)
-# count in the cache below, which every process shares.
+# count in the cache below, which every process shares. Behind N reverse proxies the client's
+# address is the Nth from the right in X-Forwarded-For; left at 0, every client would share the
+# proxy's address and its per-IP limits (docs/deploy.md).
+ALLAUTH_TRUSTED_PROXY_COUNT = int(env("JOINTBANK_TRUSTED_PROXY_COUNT", "0"))
 
 # Two-factor sign-in for every holder: an authenticator app, with recovery codes as backup.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
