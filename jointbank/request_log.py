@@ -12,6 +12,8 @@ import json
 import logging
 import time
 
+from django.utils.functional import SimpleLazyObject
+
 logger = logging.getLogger("jointbank.requests")
 
 
@@ -39,5 +41,8 @@ class RequestLogMiddleware:
 def _user_id(request):
     # Only a user the request already loaded: looking one up here would cost queries on
     # requests that never needed it, and fail on /healthz while the database is down.
-    user = getattr(request, "_cached_user", None)
+    # A sign-in or sign-out replaces the lazy user with the real one.
+    user = getattr(request, "user", None)
+    if isinstance(user, SimpleLazyObject):
+        user = getattr(request, "_cached_user", None)
     return user.pk if user is not None else None
