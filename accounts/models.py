@@ -151,7 +151,11 @@ class LedgerEntry(models.Model):
         ]
         # History pages read "newest first, before id X" for one account: this index answers
         # that with a short range scan however long the ledger grows.
-        indexes = [models.Index(fields=["account", "-id"], name="ledger_account_newest")]
+        indexes = [
+            models.Index(fields=["account", "-id"], name="ledger_account_newest"),
+            # The balance chart's "last entry before the end of day D" (accounts/chart.py).
+            models.Index(fields=["account", "created_at", "id"], name="ledger_account_time"),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.amount} on {self.account}"

@@ -8,6 +8,7 @@ from django.utils.cache import get_conditional_response, patch_cache_control
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
+from .chart import balance_chart
 from .forms import AccountForm, AmountForm
 from .models import Account, InsufficientFunds, MoneyError
 from .templatetags.money import money
@@ -143,6 +144,7 @@ def _updates(request, account, after, form=None, kind=None, done=None) -> HttpRe
             return HttpResponseClientRefresh()
         context["new_entries"] = new_entries
         context["newest_id"] = new_entries[0].pk if new_entries else after
+    context["chart"] = balance_chart(account)
     template = PAGE + ("#money_done" if form is not None else "#updates")
     return render(request, template, context)
 
@@ -172,6 +174,7 @@ def _page_context(account, before=None, **forms):
         deposit_form=forms.get("deposit_form") or AmountForm(auto_id="deposit-%s"),
         withdraw_form=forms.get("withdraw_form") or AmountForm(auto_id="withdraw-%s"),
         before=before,
+        chart=balance_chart(account),
     )
     return context
 
