@@ -10,7 +10,7 @@ WITH_DB := $(PY) -m jointbank.embedded_db run --
 HOST_PORT ?= 127.0.0.1:8000
 WORKERS ?= 4
 
-.PHONY: install run test lint serve deploy-check clean
+.PHONY: install run test lint serve deploy-check screenshots clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,11 @@ deploy-check: install
 	DJANGO_DEBUG=0 DJANGO_SECURE=1 \
 	DJANGO_SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	$(WITH_DB) $(PY) manage.py check --deploy --fail-level WARNING
+
+# Retakes the README's screenshots (docs/screenshots/) in Chromium.
+screenshots: install
+	DJANGO_DEBUG=1 JOINTBANK_SCREENSHOTS=docs/screenshots $(WITH_DB) \
+	  $(BIN)/pytest -q tests/test_browser_pages.py -k Screenshot
 
 clean:
 	-$(PY) -m jointbank.embedded_db stop
