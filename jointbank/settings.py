@@ -100,6 +100,10 @@ DATABASES = {
 }
 # A database host that drops packets must not hang requests (and /healthz) for minutes.
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+# Behind PgBouncer in transaction mode a server connection is ours only for one transaction,
+# so no server-side cursors (they outlive it). Django already leaves psycopg's prepared
+# statements off. See docs/deploy.md.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("JOINTBANK_PGBOUNCER", False)
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
         f"DATABASE_URL must point to PostgreSQL, not {DATABASES['default']['ENGINE']}: "
