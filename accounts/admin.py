@@ -1,19 +1,28 @@
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from .forms import AmountForm
-from .models import Account, LedgerEntry, Membership, MoneyError
+from .models import Account, AccountError, Invitation, LedgerEntry, Membership
 
 
 class MembershipInline(admin.TabularInline):
+    """Read-only here: holders are added and removed on the membership pages, which apply
+    the same rules as invitations and leaving."""
+
     model = Membership
     extra = 0
-    autocomplete_fields = ["user"]
+    fields = ["user", "joined_at", "left_at"]
+    readonly_fields = fields
+    can_delete = False
+    ordering = ["joined_at", "pk"]
+
+    def has_add_permission(self, request, obj):
+        return False
 
 
 class CorrectionForm(AmountForm):
@@ -24,10 +33,10 @@ class CorrectionForm(AmountForm):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ["name", "balance", "created_at"]
+    list_display = ["name", "balance", "created_at", "closed_at"]
     search_fields = ["name", "memberships__user__email"]
-    fields = ["name", "balance", "correct_balance", "version", "created_at"]
-    readonly_fields = ["balance", "correct_balance", "version", "created_at"]
+    fields = ["name", "balance", "correct_balance", "version", "created_at", "closed_at"]
+    readonly_fields = ["balance", "correct_balance", "version", "created_at", "closed_at"]
     inlines = [MembershipInline]
 
     @admin.display(description="Correction")
@@ -61,8 +70,8 @@ class AccountAdmin(admin.ModelAdmin):
         if form.is_valid():
             kind, amount = form.cleaned_data["kind"], form.cleaned_data["amount"]
             try:
-                getattr(account, kind)(amount, by=request.user)
-            except MoneyError as error:
+                getattr(account, kind)(amount, by=request.user, by_staff=True)
+            except AccountError as error:
                 form.add_error("amount", str(error))
             else:
                 self.message_user(
@@ -82,11 +91,90 @@ class AccountAdmin(admin.ModelAdmin):
         )
 
 
+class AddHolderForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["account", "user"]
+
+    def clean(self):
+        cleaned = super().clean()
+        account, user = cleaned.get("account"), cleaned.get("user")
+        if account and user:
+            # The admin validates and saves in one transaction, so this lock is held until
+            # the membership is saved: the same locked check-and-add as accepting an invitation
+            # (closed account, already a holder, holder limit).
+            try:
+                account.locked().check_can_add_holder(user)
+            except AccountError as error:
+                raise ValidationError(str(error)) from error
+        return cleaned
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["account", "user", "joined_at"]
+    """Staff add holders here and end memberships with the action; rows are never edited or
+    deleted, so the record of who held which account when stays complete."""
+
+    list_display = ["account", "user", "joined_at", "left_at"]
+    list_filter = [("left_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["account", "user"]
     autocomplete_fields = ["account", "user"]
     search_fields = ["account__name", "user__email"]
+    actions = ["end_memberships"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = AddHolderForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["account", "user", "joined_at", "left_at"] if obj else []
+
+    def get_fields(self, request, obj=None):
+        return ["account", "user", "joined_at", "left_at"] if obj else ["account", "user"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="End the selected memberships (the holder leaves the account)")
+    def end_memberships(self, request, queryset):
+        for membership in queryset.filter(left_at__isnull=True).select_related("account", "user"):
+            try:
+                membership.account.leave(by=membership.user)
+            except AccountError as error:
+                self.message_user(request, f"{membership}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"{membership}: membership ended.", messages.SUCCESS)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are created and answered by holders and invitees; staff can look and
+    revoke. The token itself is never stored, only its hash, which is not shown."""
+
+    list_display = ["email", "account", "invited_by", "state", "created_at", "expires_at"]
+    list_filter = ["state"]
+    list_select_related = ["account", "invited_by"]
+    search_fields = ["email", "account__name", "invited_by__email"]
+    fields = ["account", "email", "invited_by", "state", "created_at", "expires_at", "answered_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke the selected pending invitations")
+    def revoke(self, request, queryset):
+        for invitation in queryset.select_related("account"):
+            try:
+                invitation.account.revoke(invitation, by=request.user, by_staff=True)
+            except AccountError as error:
+                self.message_user(request, f"{invitation}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"{invitation}: revoked.", messages.SUCCESS)
 
 
 @admin.register(LedgerEntry)

@@ -37,3 +37,17 @@ class AmountForm(forms.Form):
 
 class AccountForm(forms.Form):
     name = forms.CharField(max_length=100, strip=True)
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(
+        label="Invite by e-mail",
+        max_length=254,
+        error_messages={
+            "required": "Enter the e-mail address of the person to invite.",
+            "invalid": "Enter a valid e-mail address, like name@example.com.",
+        },
+    )
+
+    def clean_email(self) -> str:
+        return self.cleaned_data["email"].lower()

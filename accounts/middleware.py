@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -7,7 +8,8 @@ class HtmxLoginRedirectMiddleware:
     """Send signed-out HTMX requests to the sign-in page as a whole-page navigation.
 
     htmx follows a plain 302 inside the XHR and would swap the sign-in page into a fragment
-    (a balance, a form); HX-Redirect makes the browser go there instead.
+    (a balance, a form); HX-Redirect makes the browser go there instead, and `next` is the
+    page the user was on, not the fragment it was polling.
     """
 
     def __init__(self, get_response):
@@ -20,5 +22,6 @@ class HtmxLoginRedirectMiddleware:
             and response.status_code == 302
             and response["Location"].startswith(resolve_url(settings.LOGIN_URL))
         ):
-            return HttpResponseClientRedirect(response["Location"])
+            page = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(redirect_to_login(page)["Location"])
         return response

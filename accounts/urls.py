@@ -12,4 +12,12 @@ urlpatterns = [
     path("<int:pk>/history/", views.history, name="history"),
     path("<int:pk>/deposit/", views.deposit, name="deposit"),
     path("<int:pk>/withdraw/", views.withdraw, name="withdraw"),
+    path("<int:pk>/invite/", views.invite, name="invite"),
+    path("<int:pk>/invitations/<int:invitation_pk>/revoke/", views.revoke, name="revoke"),
+    path("<int:pk>/leave/", views.leave, name="leave"),
+    path("<int:pk>/close/", views.close, name="close"),
+    # The link in the invitation e-mail: the invitation's id and its secret token.
+    path("invitations/<int:invitation_pk>/<str:token>/", views.invitation, name="invitation"),
+    path("invitations/<int:invitation_pk>/<str:token>/accept/", views.accept, name="accept"),
+    path("invitations/<int:invitation_pk>/<str:token>/decline/", views.decline, name="decline"),
 ]

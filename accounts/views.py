@@ -1,7 +1,8 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
@@ -9,8 +10,21 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from .chart import balance_chart
-from .forms import AccountForm, AmountForm
-from .models import Account, InsufficientFunds, MoneyError
+from .emails import send_invitation
+from .forms import AccountForm, AmountForm, InviteForm
+from .models import (
+    Account,
+    AccountError,
+    AlreadyAHolder,
+    AlreadyInvited,
+    BalanceNotZero,
+    InsufficientFunds,
+    Invitation,
+    InvitationNotPending,
+    MoneyError,
+    NotAHolder,
+    WrongInvitee,
+)
 from .templatetags.money import money
 
 HISTORY_PAGE_SIZE = 25
@@ -105,7 +119,7 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 def _change_balance(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     account = get_account_for_holder(request, pk)
     form = AmountForm(request.POST, auto_id=f"{kind}-%s")
-    entry = None
+    entry, status = None, 422
     if form.is_valid():
         amount = form.cleaned_data["amount"]
         try:
@@ -114,12 +128,16 @@ def _change_balance(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
             form.add_error("amount", f"Insufficient funds: the balance is {money(error.balance)}.")
         except MoneyError as error:
             form.add_error("amount", str(error))
+        except AccountError as error:
+            status = _refusal_status(error)
+            form.add_error("amount", str(error))
 
     if entry is None:
         if request.htmx:
             context = {"account": account, "kind": kind, "form": form}
-            return render(request, PAGE + "#money_form", context, status=422)
-        return render(request, PAGE, _page_context(account, **{f"{kind}_form": form}), status=422)
+            return render(request, PAGE + "#money_form", context, status=status)
+        forms = {f"{kind}_form": form}
+        return render(request, PAGE, _page_context(account, **forms), status=status)
 
     if request.htmx:
         fresh_form = AmountForm(auto_id=f"{kind}-%s")
@@ -170,10 +188,11 @@ def _page_context(account, before=None, **forms):
     if before is None:  # only the first page is live; an older page stays as it was
         context["newest_id"] = context["entries"][0].pk if context["entries"] else 0
     context.update(
-        memberships=account.memberships.select_related("user").order_by("joined_at"),
         deposit_form=forms.get("deposit_form") or AmountForm(auto_id="deposit-%s"),
         withdraw_form=forms.get("withdraw_form") or AmountForm(auto_id="withdraw-%s"),
         before=before,
+        **_sharing_context(account, forms.get("invite_form")),
+        action_error=forms.get("action_error"),
         chart=balance_chart(account),
     )
     return context
@@ -183,3 +202,193 @@ def _entry_id(value) -> int | None:
     if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
         return None
     return int(value)
+
+
+# --- Sharing: invitations, leaving, closing -------------------------------------------------
+
+
+def _refusal_status(error: AccountError) -> int:
+    """The HTTP status for a domain refusal. A user who stopped holding the account between
+    the view's check and the locked one gets the 404 every non-holder gets."""
+    if isinstance(error, NotAHolder):
+        raise Http404("You do not hold this account.")
+    if isinstance(error, WrongInvitee):
+        return 403
+    if isinstance(error, InvitationNotPending):
+        return 410  # Gone: expired, revoked, declined or already used
+    return 409  # closed, full, last holder, money left, ...: the account's state, not input
+
+
+def _sharing_context(account, invite_form=None, **extra):
+    memberships = account.memberships.select_related("user").order_by("joined_at", "pk")
+    return {
+        "account": account,
+        "memberships": [m for m in memberships if m.left_at is None],
+        "former_memberships": [m for m in memberships if m.left_at is not None],
+        "invitations": account.invitations.pending()
+        .select_related("invited_by")
+        .order_by("created_at", "pk"),
+        "invite_form": invite_form or InviteForm(),
+        **extra,
+    }
+
+
+def _sharing_response(request, account, status=200, invite_form=None, **extra):
+    """The holders-and-invitations section for HTMX; the whole page otherwise."""
+    if request.htmx:
+        context = _sharing_context(account, invite_form, **extra)
+        return render(request, PAGE + "#sharing", context, status=status)
+    context = _page_context(account, invite_form=invite_form)
+    context.update(extra)
+    return render(request, PAGE, context, status=status)
+
+
+def _done(request, url: str, message: str) -> HttpResponse:
+    messages.success(request, message)
+    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseSeeOther(url)
+
+
+@login_required
+@require_POST
+def invite(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        return _sharing_response(request, account, 422, form)
+    email = form.cleaned_data["email"]
+    try:
+        invitation, token = account.invite(email, by=request.user)
+    except (AlreadyAHolder, AlreadyInvited) as error:
+        form.add_error("email", str(error))
+        return _sharing_response(request, account, 422, form)
+    except AccountError as error:
+        return _sharing_response(request, account, _refusal_status(error), form, refused=error)
+    link = request.build_absolute_uri(reverse("accounts:invitation", args=[invitation.pk, token]))
+    # After COMMIT (at once here, outside any transaction): the mail server may be slow, and
+    # no mail may go out for an invitation that was rolled back. `robust`: a mail failure is
+    # logged, it does not turn into an error page for an invitation that was saved.
+    transaction.on_commit(lambda: send_invitation(invitation, link), robust=True)
+    sent = f"Invitation sent to {email}. It expires in {Invitation.LIFETIME.days} days."
+    if request.htmx:
+        return _sharing_response(request, account, sent=sent)
+    messages.success(request, sent)
+    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+
+
+@login_required
+@require_POST
+def revoke(request: HttpRequest, pk: int, invitation_pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    invitation = get_object_or_404(account.invitations, pk=invitation_pk)
+    try:
+        account.revoke(invitation, by=request.user)
+    except AccountError as error:
+        # Answered or expired since the page was shown: a conflict with the page (409, which
+        # htmx swaps), not a dead link (the 410 of the invitation page).
+        status = 409 if isinstance(error, InvitationNotPending) else _refusal_status(error)
+        return _sharing_response(request, account, status, refused=error)
+    revoked = f"The invitation to {invitation.email} is revoked; its link no longer works."
+    if request.htmx:
+        return _sharing_response(request, account, sent=revoked)
+    messages.success(request, revoked)
+    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+
+
+@login_required
+@require_POST
+def leave(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    try:
+        account.leave(by=request.user)
+    except AccountError as error:
+        return _action_refused(request, account, error)
+    message = f"You left {account.name}. Its other holders keep the account and its money."
+    return _done(request, reverse("accounts:list"), message)
+
+
+@login_required
+@require_POST
+def close(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    try:
+        account.close(by=request.user)
+    except AccountError as error:
+        return _action_refused(request, account, error)
+    message = f"{account.name} is closed. Its history stays here, read-only."
+    return _done(request, reverse("accounts:detail", args=[account.pk]), message)
+
+
+def _action_refused(request, account, error: AccountError) -> HttpResponse:
+    status = _refusal_status(error)
+    message = str(error)
+    if isinstance(error, BalanceNotZero):
+        message = (
+            f"Only an account with a balance of {money(0)} can be closed; this one holds "
+            f"{money(error.balance)}. Withdraw it first."
+        )
+    if request.htmx:
+        context = {"account": account, "action_error": message, **_sharing_context(account)}
+        return render(request, PAGE + "#account_actions", context, status=status)
+    return render(request, PAGE, _page_context(account, action_error=message), status=status)
+
+
+def _get_invitation(pk: int, token: str) -> Invitation | None:
+    """The invitation if the link's token is its token. None looks the same whether or not
+    an invitation with that id exists."""
+    invitation = Invitation.objects.select_related("account", "invited_by").filter(pk=pk).first()
+    if invitation is None or not invitation.token_matches(token):
+        return None
+    invitation.mark_if_expired()
+    return invitation
+
+
+def _invitation_page(request, invitation, token, error=None, status=200) -> HttpResponse:
+    if invitation is None:
+        error, status = "This invitation link is not valid: check that you opened all of it.", 404
+    elif error is None:
+        try:
+            invitation.check_answerable_by(request.user)
+            invitation.account.check_can_add_holder(request.user)
+        except AccountError as refusal:
+            error, status = refusal, _refusal_status(refusal)
+    context = {
+        "invitation": invitation,
+        "token": token,
+        "error": error,
+        "wrong_user": isinstance(error, WrongInvitee),
+    }
+    return render(request, "accounts/invitation.html", context, status=status)
+
+
+@login_required
+@require_GET
+def invitation(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+    return _invitation_page(request, _get_invitation(invitation_pk, token), token)
+
+
+@login_required
+@require_POST
+def accept(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+    invitation = _get_invitation(invitation_pk, token)
+    if invitation is None:
+        return _invitation_page(request, None, token)
+    try:
+        invitation.accept(request.user)
+    except AccountError as error:
+        return _invitation_page(request, invitation, token, error, _refusal_status(error))
+    message = f"You are now a holder of {invitation.account.name}."
+    return _done(request, reverse("accounts:detail", args=[invitation.account_id]), message)
+
+
+@login_required
+@require_POST
+def decline(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+    invitation = _get_invitation(invitation_pk, token)
+    if invitation is None:
+        return _invitation_page(request, None, token)
+    try:
+        invitation.decline(request.user)
+    except AccountError as error:
+        return _invitation_page(request, invitation, token, error, _refusal_status(error))
+    message = f"You declined the invitation to {invitation.account.name}."
+    return _done(request, reverse("accounts:list"), message)

@@ -123,17 +123,20 @@ def run(command: list[str]) -> int:
     """Run `command` with DATABASE_URL set; stop the server afterwards if this started it.
 
     Ctrl-C reaches the whole foreground process group, so the child gets it directly; this
-    process only waits for the child to finish before it stops the database.
+    process waits for the child to finish, then stops the database.
     """
     if os.environ.get("DATABASE_URL"):
         return subprocess.call(command)
     started_here = not is_running()
     env = {**os.environ, "DATABASE_URL": start()}
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return subprocess.call(command, env=env)
+        child = subprocess.Popen(command, env=env)
+        # Ignore Ctrl-C only here, after the child started: it would inherit an ignored SIGINT.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A SIGTERM (kill, CI timeout) goes to the child; the database is stopped below.
+        signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+        return child.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
         if started_here:
             stop()
 

@@ -211,6 +211,9 @@ USE_TZ = True
 
 # --- Money -------------------------------------------------------------------------------
 JOINTBANK_CURRENCY = env("JOINTBANK_CURRENCY", "USD")
+# Holders per joint account, checked when an invitation is sent and again, under the
+# account's row lock, when it is accepted.
+JOINTBANK_MAX_HOLDERS = 10
 
 LOGGING = {
     "version": 1,

@@ -19,11 +19,15 @@ class PermissionTests(JointAccountTestCase):
                     self.assertEqual(response.status_code, 302)
                     self.assertTrue(response["Location"].startswith(login))
 
-    def test_signed_out_htmx_requests_get_an_hx_redirect(self):
+    def test_signed_out_htmx_requests_get_an_hx_redirect_back_to_the_page(self):
         self.client.logout()
-        response = self.client.get(self.url("balance"), HTTP_HX_REQUEST="true")
+        page = "http://testserver" + self.url("detail")
+        response = self.client.get(
+            self.url("balance"), HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=page
+        )
         self.assertEqual(response.status_code, 200)
-        self.assertTrue(response["HX-Redirect"].startswith(reverse("account_login")))
+        login = reverse("account_login")
+        self.assertEqual(response["HX-Redirect"], f"{login}?next=/accounts/{self.account.pk}/")
 
     def test_the_home_page_goes_to_the_accounts(self):
         self.assertRedirects(self.client.get("/"), reverse("accounts:list"))

@@ -30,7 +30,8 @@ class Command(BaseCommand):
             raise CommandError("Refusing to create demo users with DEBUG off (use --force).")
         with transaction.atomic():
             users = {email: self._user(email) for email in USERS}
-            household = Account.objects.filter(name="Household", holders=users[USERS[0]]).first()
+            alice = users[USERS[0]]
+            household = Account.objects.held_by(alice).filter(name="Household").first()
             if household is None:
                 household = Account.open("Household", by=users["alice@example.com"])
                 household.memberships.create(user=users["bob@example.com"])

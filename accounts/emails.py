@@ -1,0 +1,15 @@
+"""E-mails the app sends. Each is called after the transaction that caused it commits
+(`transaction.on_commit`): never from inside a row lock, and never for a change that was
+rolled back."""
+
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+
+from .models import Invitation
+
+
+def send_invitation(invitation: Invitation, link: str) -> None:
+    context = {"invitation": invitation, "link": link}
+    subject = render_to_string("accounts/email/invitation_subject.txt", context).strip()
+    body = render_to_string("accounts/email/invitation_message.txt", context)
+    send_mail(subject, body, None, [invitation.email])

@@ -1,0 +1,143 @@
+"""Sharing under real concurrency: OS processes with their own connections (see
+accounts/race.py for the pattern), released together or lined up behind a held lock."""
+
+import multiprocessing
+import time
+from decimal import Decimal
+from functools import partial
+
+from django.db import connection, connections, transaction
+from django.test import TransactionTestCase, override_settings
+
+from accounts.models import Account, AccountError, Membership
+from tests.base import make_user
+
+FORK = multiprocessing.get_context("fork")
+
+
+def _child(action, start, results):
+    connections.close_all()  # never reuse the parent's socket
+    start.wait()
+    try:
+        action()
+        results.put("ok")
+    except AccountError as error:
+        results.put(type(error).__name__)
+    except Exception as error:  # reported, so the test fails with it instead of timing out
+        results.put(f"unexpected {error!r}")
+    finally:
+        connections.close_all()
+
+
+def at_once(*actions) -> list[str]:
+    """Run each action in its own process, all released at the same instant; the outcome of
+    each ("ok" or the name of the refusal), sorted."""
+    connections.close_all()
+    barrier, results = FORK.Barrier(len(actions)), FORK.Queue()
+    workers = [FORK.Process(target=_child, args=(a, barrier, results)) for a in actions]
+    for worker in workers:
+        worker.start()
+    outcomes = sorted(results.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join()
+    return outcomes
+
+
+def behind_a_held_lock(hold, action) -> str:
+    """Run `hold` in a transaction here; start `action` in another process, wait until it is
+    blocked on one of our locks, then commit. The other process's outcome."""
+    connections.close_all()
+    go, results = FORK.Event(), FORK.Queue()
+    worker = FORK.Process(target=_child, args=(action, go, results))
+    worker.start()
+    with transaction.atomic():
+        hold()
+        go.set()
+        _wait_until_someone_waits_for_a_lock()
+    outcome = results.get(timeout=60)
+    worker.join()
+    return outcome
+
+
+def _wait_until_someone_waits_for_a_lock(timeout=20.0):
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the other process never waited for the lock")
+
+
+class ConcurrentAcceptTests(TransactionTestCase):
+    def setUp(self):
+        self.alice = make_user("alice@example.com")
+        self.bob = make_user("bob@example.com")
+        self.dave = make_user("dave@example.com")
+        self.erin = make_user("erin@example.com")
+
+    def test_two_accepts_of_one_invitation_make_one_membership(self):
+        for _ in range(3):  # a few rounds: each is a fresh race
+            account = Account.open("Household", by=self.alice)
+            invitation, _ = account.invite("dave@example.com", by=self.alice)
+
+            outcomes = at_once(
+                partial(invitation.accept, self.dave), partial(invitation.accept, self.dave)
+            )
+
+            self.assertEqual(outcomes, ["InvitationNotPending", "ok"])
+            self.assertEqual(Membership.objects.filter(account=account, user=self.dave).count(), 1)
+            invitation.refresh_from_db()
+            self.assertEqual(invitation.state, "accepted")
+
+    def test_two_accepts_cannot_pass_the_holder_limit(self):
+        for _ in range(3):
+            account = Account.open("Household", by=self.alice)
+            account.add_holder(self.bob)
+            to_dave, _ = account.invite("dave@example.com", by=self.alice)
+            to_erin, _ = account.invite("erin@example.com", by=self.alice)
+
+            with override_settings(JOINTBANK_MAX_HOLDERS=3):  # room for one of them
+                outcomes = at_once(
+                    partial(to_dave.accept, self.dave), partial(to_erin.accept, self.erin)
+                )
+
+            self.assertEqual(outcomes, ["HolderLimitReached", "ok"])
+            self.assertEqual(account.memberships.current().count(), 3)
+
+
+class ChangeBehindMembershipChangeTests(TransactionTestCase):
+    """A balance change that was already waiting when a holder left or the account was
+    closed must see that change: the check runs under the same lock as the change."""
+
+    def setUp(self):
+        self.alice = make_user("alice@example.com")
+        self.bob = make_user("bob@example.com")
+        self.account = Account.open("Household", by=self.alice)
+
+    def test_a_deposit_waiting_while_its_holder_leaves_is_refused(self):
+        self.account.add_holder(self.bob)
+        self.account.deposit(Decimal("100.00"), by=self.bob)
+        account = self.account
+
+        outcome = behind_a_held_lock(
+            lambda: account.leave(by=self.bob),
+            lambda: Account(pk=account.pk).withdraw(Decimal("100.00"), by=self.bob),
+        )
+
+        self.assertEqual(outcome, "NotAHolder")
+        account.refresh_from_db()
+        self.assertEqual(account.balance, Decimal("100.00"))
+
+    def test_a_deposit_waiting_while_the_account_closes_is_refused(self):
+        account = self.account
+
+        outcome = behind_a_held_lock(
+            lambda: account.close(by=self.alice),
+            lambda: Account(pk=account.pk).deposit(Decimal("5.00"), by=self.alice),
+        )
+
+        self.assertEqual(outcome, "AccountClosed")
+        account.refresh_from_db()
+        self.assertEqual((account.balance, account.entries.count()), (Decimal("0.00"), 0))
