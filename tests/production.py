@@ -31,11 +31,19 @@ client = Client()
 """
 
 
+def production_environment(**env) -> dict:
+    """This process's environment with production settings, less what only tests set (the
+    browser suite's DJANGO_ALLOW_ASYNC_UNSAFE, which `check --deploy` rightly refuses)."""
+    environment = {**os.environ, **PRODUCTION, **env}
+    environment.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return environment
+
+
 def run_in_production(snippet: str, **env) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", PRELUDE + snippet],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "jointbank.settings", **PRODUCTION, **env},
+        env=production_environment(DJANGO_SETTINGS_MODULE="jointbank.settings", **env),
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,19 +1,18 @@
 """Django's deployment checklist (`check --deploy`) with the production settings."""
 
-import os
 import subprocess
 import sys
 
 from django.test import SimpleTestCase
 
-from tests.production import PRODUCTION, ROOT
+from tests.production import ROOT, production_environment
 
 
 def check_deploy(**env):
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
-        env={**os.environ, **PRODUCTION, **env},
+        env=production_environment(**env),
         capture_output=True,
         text=True,
         timeout=60,
