@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 
-from tests.base import PASSWORD
+from tests.base import PASSWORD, make_user
 from tests.browser import DESKTOP, PHONE, BrowserTestCase, give_history
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +50,13 @@ class EveryPageTests(BrowserTestCase):
         page.click("#deposit-form button")
         page.wait_for_selector("#deposit-form .done")
         page.wait_for_timeout(2500)  # at least one poll
+
+    def test_an_invitation_is_clean(self):
+        carol = make_user("carol@example.com")
+        invitation, token = self.account.invite("carol@example.com", by=self.alice)
+        page = self.sign_in(self.new_page(), carol.email)
+        self.visit(page, f"/accounts/invitations/{invitation.pk}/{token}/")
+        self.assertIn("Household", page.inner_text("main"))
 
     def test_the_admin_is_clean(self):
         get_user_model().objects.create_superuser("admin", "admin@example.com", PASSWORD)
