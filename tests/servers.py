@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 
-def test_database_url() -> str:
+def shared_database_url() -> str:
     """The URL of the database this test runs on (test_jointbank), for other processes."""
     s = connection.settings_dict
     host = urllib.parse.quote(s["HOST"], safe="") if s["HOST"] else ""
@@ -43,7 +43,7 @@ def gunicorn(**env):
         cwd=ROOT,
         env={
             **os.environ,
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": shared_database_url(),
             "DJANGO_DEBUG": "1",
             "JOINTBANK_REQUEST_LOG_LEVEL": "WARNING",
             **env,

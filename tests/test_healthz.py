@@ -1,8 +1,8 @@
-from django.db import connection
 from django.test import TestCase
 from django.urls import reverse
 
 from tests.production import run_in_production
+from tests.servers import shared_database_url
 
 HEALTHZ = """
 response = client.get("/healthz")
@@ -28,11 +28,7 @@ class HealthzTests(TestCase):
 
     def test_the_same_process_answers_200_when_the_database_is_up(self):
         # The control for the test above: only the database URL differs.
-        settings = connection.settings_dict
-        url = "postgres://{USER}@{host}:{PORT}/{NAME}".format(
-            host=settings["HOST"].replace("/", "%2F"), **settings
-        )
-        up = run_in_production(HEALTHZ, DATABASE_URL=url, DJANGO_SECURE="0")
+        up = run_in_production(HEALTHZ, DATABASE_URL=shared_database_url(), DJANGO_SECURE="0")
         self.assertEqual(up, {"status": 200, "body": "ok\n"})
 
     def test_load_balancers_probing_over_http_are_not_redirected_to_https(self):
