@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from .forms import AmountForm
 from .models import Account, AccountError, Invitation, LedgerEntry, Membership
+from .templatetags.money import money
 
 
 class MembershipInline(admin.TabularInline):
@@ -35,8 +36,23 @@ class CorrectionForm(AmountForm):
 class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "balance", "created_at", "closed_at"]
     search_fields = ["name", "memberships__user__email"]
-    fields = ["name", "balance", "correct_balance", "version", "created_at", "closed_at"]
-    readonly_fields = ["balance", "correct_balance", "version", "created_at", "closed_at"]
+    fields = [
+        "name",
+        "balance",
+        "correct_balance",
+        "version",
+        "last_seq",
+        "created_at",
+        "closed_at",
+    ]
+    readonly_fields = [
+        "balance",
+        "correct_balance",
+        "version",
+        "last_seq",
+        "created_at",
+        "closed_at",
+    ]
     inlines = [MembershipInline]
 
     @admin.display(description="Correction")
@@ -69,13 +85,14 @@ class AccountAdmin(admin.ModelAdmin):
         form = CorrectionForm(request.POST or None)
         if form.is_valid():
             kind, amount = form.cleaned_data["kind"], form.cleaned_data["amount"]
+            key = form.cleaned_data["idempotency_key"]
             try:
-                getattr(account, kind)(amount, by=request.user, by_staff=True)
+                getattr(account, kind)(amount, by=request.user, by_staff=True, idempotency_key=key)
             except AccountError as error:
                 form.add_error("amount", str(error))
             else:
                 self.message_user(
-                    request, f"{kind.title()} of {amount} recorded.", messages.SUCCESS
+                    request, f"{kind.title()} of {money(amount)} recorded.", messages.SUCCESS
                 )
                 return redirect("admin:accounts_account_change", account.pk)
         context = {
@@ -181,7 +198,16 @@ class InvitationAdmin(admin.ModelAdmin):
 class LedgerEntryAdmin(admin.ModelAdmin):
     """The ledger is append-only: the admin shows it and nothing more."""
 
-    list_display = ["id", "account", "kind", "amount", "balance_after", "created_by", "created_at"]
+    list_display = [
+        "id",
+        "account",
+        "seq",
+        "kind",
+        "amount",
+        "balance_after",
+        "created_by",
+        "created_at",
+    ]
     list_filter = ["kind"]
     search_fields = ["account__name", "created_by__email"]
     list_select_related = ["account", "created_by"]

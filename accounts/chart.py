@@ -2,7 +2,8 @@
 as an inline SVG on the server (no chart library, no JavaScript).
 
 One query answers it however long the ledger is: for each of the 90 days, the last entry
-before the end of that day, found by one backward step in the (account, created_at) index.
+before the end of that day, found by one backward step in the (account, created_at) index
+(ledger_account_created, which statements use too).
 Days without a change carry the previous close forward, including the close before the first
 day, so the line starts where the balance stood. Entries of one account are created under the
 account's row lock, so their created_at order is their balance order (id breaks ties).

@@ -1,4 +1,5 @@
 import re
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -33,6 +34,37 @@ class AmountForm(forms.Form):
         if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
             raise forms.ValidationError(AMOUNT_RULES, code="range")
         return amount
+
+    # Made when the form is rendered, so one submission sent twice (a double click, a retry
+    # after a lost reply) is applied once. Optional: without it every request is a new one.
+    idempotency_key = forms.UUIDField(
+        required=False,
+        initial=uuid.uuid4,
+        widget=forms.HiddenInput,
+        error_messages={"invalid": "This form is damaged: reload the page and try again."},
+    )
+
+    @property
+    def first_error(self) -> str:
+        """The form shows one error line: the first field's first error."""
+        return next((errors[0] for errors in self.errors.values()), "")
+
+    def renew_key(self) -> None:
+        """Give a bound form a fresh key: the one it carried names an operation already done,
+        so what the user sends next is a new operation."""
+        self.data = self.data.copy()
+        self.data["idempotency_key"] = str(uuid.uuid4())
+
+
+class TransferForm(AmountForm):
+    # The view looks the account up among the user's own and answers 404 otherwise.
+    to_account = forms.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        error_messages=dict.fromkeys(
+            ("required", "invalid", "min_value", "max_value"), "Choose the account to transfer to."
+        ),
+    )
 
 
 class AccountForm(forms.Form):

@@ -1,12 +1,17 @@
+import functools
 import hashlib
 import hmac
+import random
 import secrets
-from datetime import timedelta
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.db.models import Q
 from django.utils import dateformat, timezone
 
@@ -14,6 +19,14 @@ from django.utils import dateformat, timezone
 BALANCE_DIGITS = 14
 MAX_BALANCE = Decimal("999999999999.99")
 CENT = Decimal("0.01")
+# The "previous hash" of an account's first ledger entry.
+GENESIS_HASH = "0" * 64
+# SQLSTATEs. lock_timeout and statement_timeout expired: someone else holds the account.
+BUSY = {"55P03", "57014"}
+# Serialization failure and deadlock: PostgreSQL rolled the whole transaction back, so running
+# it again from the start is safe.
+RETRYABLE = {"40001", "40P01"}
+ATTEMPTS = 3
 
 
 class AccountError(Exception):
@@ -37,7 +50,82 @@ class InsufficientFunds(MoneyError):
 class BalanceLimitExceeded(MoneyError):
     def __init__(self, balance: Decimal):
         self.balance = balance
-        super().__init__(f"This deposit would take the balance above {MAX_BALANCE:,}.")
+        super().__init__(f"This would take the balance above {MAX_BALANCE:,}.")
+
+
+class SameAccountTransfer(MoneyError):
+    def __init__(self):
+        super().__init__("Choose another account: a transfer needs two different accounts.")
+
+
+class AccountBusy(MoneyError):
+    """The row lock was not granted in time (or the transaction ran too long). Nothing was
+    written; the same request, with the same idempotency key, can be sent again."""
+
+    def __init__(self):
+        super().__init__("This account is busy, please retry.")
+
+
+class IdempotencyConflict(MoneyError):
+    """The idempotency key already belongs to a different operation, which was applied."""
+
+    def __init__(self, entry: "LedgerEntry"):
+        self.entry = entry
+        super().__init__(
+            "This form was already used for another operation, which was applied "
+            f"({entry.get_kind_display().lower()} of {entry.amount}). "
+            "Check the history before sending it again."
+        )
+
+
+def _sqlstate(error: Exception) -> str | None:
+    return getattr(error.__cause__, "sqlstate", None)
+
+
+def retry_conflicts(function):
+    """Run a money transaction again when PostgreSQL aborted it as a deadlock or serialization
+    failure, a bounded number of times, then give up with AccountBusy.
+
+    Only the outermost transaction is retried: inside someone else's atomic block the caller's
+    earlier work was rolled back too, so the error must go up to whoever opened the transaction.
+    """
+
+    @functools.wraps(function)
+    def retrying(*args, **kwargs):
+        if connection.in_atomic_block:
+            return function(*args, **kwargs)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return function(*args, **kwargs)
+            except OperationalError as error:
+                if _sqlstate(error) not in RETRYABLE:
+                    raise
+                if attempt == ATTEMPTS:
+                    raise AccountBusy from error
+                # Random back-off, so the two colliding transactions do not meet again.
+                time.sleep(random.uniform(0, 0.05 * attempt))
+
+    return retrying
+
+
+@contextmanager
+def money_transaction():
+    """transaction.atomic with lock_timeout and statement_timeout for this transaction only:
+    a request that cannot get its row lock in time fails fast with AccountBusy instead of
+    tying up a worker behind someone else's lock."""
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, true),"
+                    " set_config('statement_timeout', %s, true)",
+                    [settings.JOINTBANK_LOCK_TIMEOUT, settings.JOINTBANK_STATEMENT_TIMEOUT],
+                )
+            yield
+    except OperationalError as error:
+        if _sqlstate(error) in BUSY:
+            raise AccountBusy from error
+        raise
 
 
 def money_field(**kwargs):
@@ -136,6 +224,10 @@ class Account(models.Model):
     balance = money_field(default=Decimal("0.00"))
     # Bumped by every balance change; the ETag of the polled balance fragment.
     version = models.PositiveBigIntegerField(default=0)
+    # The head of the ledger's hash chain: the newest entry's seq and hash, read and written
+    # under the row lock so that seq has no gaps and the chain no forks.
+    last_seq = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
     created_at = models.DateTimeField(default=timezone.now)
     # Set once by the last holder (Account.close); a closed account is read-only.
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -165,35 +257,104 @@ class Account(models.Model):
             Membership.objects.create(account=account, user=by)
         return account
 
-    def deposit(self, amount: Decimal, *, by, by_staff=False) -> "LedgerEntry":
-        return self._change_balance(LedgerEntry.Kind.DEPOSIT, amount, by, by_staff)
+    def deposit(self, amount: Decimal, *, by, by_staff=False, idempotency_key=None):
+        return self._change_balance(LedgerEntry.Kind.DEPOSIT, amount, by, by_staff, idempotency_key)
 
-    def withdraw(self, amount: Decimal, *, by, by_staff=False) -> "LedgerEntry":
-        return self._change_balance(LedgerEntry.Kind.WITHDRAWAL, amount, by, by_staff)
+    def withdraw(self, amount: Decimal, *, by, by_staff=False, idempotency_key=None):
+        return self._change_balance(
+            LedgerEntry.Kind.WITHDRAWAL, amount, by, by_staff, idempotency_key
+        )
 
-    def _change_balance(self, kind: str, amount: Decimal, by, by_staff) -> "LedgerEntry":
-        amount = _checked_amount(amount)
-        with transaction.atomic():
-            # Lock the row and re-read the balance under the lock: two holders acting at once
-            # on different processes would otherwise both start from the same old balance and
-            # one change would be lost. The lock is held until COMMIT, so keep this block short.
-            locked = Account.objects.select_for_update(no_key=True).get(pk=self.pk)
-            locked.check_can_write(by, by_staff=by_staff)
-            if kind == LedgerEntry.Kind.DEPOSIT:
-                new_balance = locked.balance + amount
-                if new_balance > MAX_BALANCE:
-                    raise BalanceLimitExceeded(locked.balance)
-            else:
-                new_balance = locked.balance - amount
-                if new_balance < 0:
-                    raise InsufficientFunds(locked.balance)
-            locked.balance = new_balance
-            locked.version += 1
-            locked.save(update_fields=["balance", "version"])
-            entry = LedgerEntry.objects.create(
-                account=locked, kind=kind, amount=amount, balance_after=new_balance, created_by=by
-            )
+    @retry_conflicts
+    def _change_balance(self, kind, amount, by, by_staff, key) -> "LedgerEntry":
+        """Apply one deposit or withdrawal; with an idempotency key, at most once."""
+        amount, key = _checked_amount(amount), _checked_key(key)
+        try:
+            with money_transaction():
+                # Lock the row and re-read the balance under the lock: two holders acting at
+                # once on different processes would otherwise both start from the same old
+                # balance and one change would be lost. Held until COMMIT: keep this short.
+                locked = Account.objects.select_for_update(no_key=True).get(pk=self.pk)
+                locked.check_can_write(by, by_staff=by_staff)
+                entry = _replay(key, locked, kind, amount) or locked._append(kind, amount, by, key)
+        except IntegrityError as error:
+            entry = _replay_after_duplicate_key(error, key, self, kind, amount)
+            locked = Account.objects.get(pk=self.pk)
         self.balance, self.version = locked.balance, locked.version
+        return entry
+
+    @retry_conflicts
+    def transfer(self, to: "Account", amount: Decimal, *, by, idempotency_key=None):
+        """Move money to another account: a transfer_out entry here and a transfer_in entry
+        there, in one transaction. Returns the transfer_out entry."""
+        amount, key = _checked_amount(amount), _checked_key(idempotency_key)
+        if to.pk == self.pk:
+            raise SameAccountTransfer
+        kind = LedgerEntry.Kind.TRANSFER_OUT
+        try:
+            with money_transaction():
+                # Lock both rows in primary-key order, whichever way the money goes: two
+                # opposite transfers then queue on the same first row, instead of each holding
+                # one row while waiting for the other (a deadlock).
+                rows = Account.objects.select_for_update(no_key=True).filter(
+                    pk__in=[self.pk, to.pk]
+                )
+                locked = {account.pk: account for account in rows.order_by("pk")}
+                if len(locked) != 2:
+                    raise Account.DoesNotExist("Both accounts must exist.")
+                source, target = locked[self.pk], locked[to.pk]
+                # The user must hold both, and neither may be closed.
+                source.check_can_write(by)
+                target.check_can_write(by)
+                entry = _replay(key, source, kind, amount, counterparty=target)
+                if entry is None:
+                    entry = source._append(kind, amount, by, key, counterparty=target)
+                    target._append(
+                        LedgerEntry.Kind.TRANSFER_IN,
+                        amount,
+                        by,
+                        key,
+                        counterparty=source,
+                        pair=entry,
+                    )
+        except IntegrityError as error:
+            entry = _replay_after_duplicate_key(error, key, self, kind, amount, counterparty=to)
+            source, target = Account.objects.get(pk=self.pk), Account.objects.get(pk=to.pk)
+        self.balance, self.version = source.balance, source.version
+        to.balance, to.version = target.balance, target.version
+        return entry
+
+    def _append(self, kind, amount, by, key, counterparty=None, pair=None) -> "LedgerEntry":
+        """Change the balance and append the next entry of this account's hash chain.
+
+        The caller holds this row's lock: that is what makes the balance right, `seq` gapless
+        and the chain linear. Refuses (writing nothing) a balance below zero or above the max.
+        """
+        if kind in LedgerEntry.CREDITS:
+            new_balance = self.balance + amount
+            if new_balance > MAX_BALANCE:
+                raise BalanceLimitExceeded(self.balance)
+        else:
+            new_balance = self.balance - amount
+            if new_balance < 0:
+                raise InsufficientFunds(self.balance)
+        entry = LedgerEntry(
+            account=self,
+            seq=self.last_seq + 1,
+            kind=kind,
+            amount=amount,
+            balance_after=new_balance,
+            created_by=by,
+            created_at=timezone.now(),  # stamped under the lock: created_at follows seq
+            idempotency_key=key,
+            counterparty=counterparty,
+            pair=pair,
+        )
+        entry.hash = chain_hash(entry, previous=self.last_hash)
+        self.balance, self.last_seq, self.last_hash = new_balance, entry.seq, entry.hash
+        self.version += 1
+        self.save(update_fields=["balance", "version", "last_seq", "last_hash"])
+        entry.save(force_insert=True)
         return entry
 
     # --- Sharing ---------------------------------------------------------------------------
@@ -304,6 +465,47 @@ class Account(models.Model):
                 state=Invitation.State.REVOKED, answered_at=locked.closed_at
             )
         self.closed_at = locked.closed_at
+
+
+def _replay(key, account, kind, amount, counterparty=None) -> "LedgerEntry | None":
+    """The entry that an earlier request with this idempotency key wrote, marked `replayed`;
+    None if the key is new. IdempotencyConflict if the key was used for another operation.
+
+    Called with `account` locked: a concurrent duplicate has then either committed (and this
+    read, a new statement under READ COMMITTED, sees its entry) or not started writing.
+    """
+    if key is None:
+        return None
+    # A transfer writes the key on both of its entries: the first one is the request's own.
+    entry = LedgerEntry.objects.filter(idempotency_key=key).order_by("pk").first()
+    if entry is None:
+        return None
+    counterparty_id = counterparty.pk if counterparty else None
+    if (entry.account_id, entry.kind, entry.amount, entry.counterparty_id) != (
+        account.pk,
+        kind,
+        amount,
+        counterparty_id,
+    ):
+        raise IdempotencyConflict(entry)
+    entry.replayed = True
+    return entry
+
+
+def _replay_after_duplicate_key(error, key, account, kind, amount, counterparty=None):
+    """The unique (account, idempotency_key) constraint fired: a writer that did not take the
+    row lock stored the same key first. Answer as the check under the lock would have."""
+    diag = getattr(error.__cause__, "diag", None)
+    if key is None or getattr(diag, "constraint_name", None) != "ledger_one_entry_per_key":
+        raise error
+    entry = _replay(key, account, kind, amount, counterparty)
+    if entry is None:
+        raise error
+    return entry
+
+
+def _checked_key(key) -> uuid.UUID | None:
+    return None if key is None else uuid.UUID(str(key))
 
 
 def _checked_amount(amount) -> Decimal:
@@ -477,13 +679,22 @@ class Invitation(models.Model):
 
 
 class LedgerEntry(models.Model):
-    """One balance change. Append-only: nothing in the app updates or deletes a row."""
+    """One balance change. Append-only: a database trigger (installed by the ledger_chain
+    migration) refuses UPDATE, DELETE and TRUNCATE, so a mistake is corrected by a new entry,
+    never by rewriting one."""
 
     class Kind(models.TextChoices):
         DEPOSIT = "deposit", "Deposit"
         WITHDRAWAL = "withdrawal", "Withdrawal"
+        TRANSFER_OUT = "transfer_out", "Transfer out"
+        TRANSFER_IN = "transfer_in", "Transfer in"
+
+    # The kinds that add to the balance; every other kind takes away.
+    CREDITS = frozenset({Kind.DEPOSIT, Kind.TRANSFER_IN})
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # 1, 2, 3... per account, without gaps: the position in the account's hash chain.
+    seq = models.PositiveBigIntegerField()
     kind = models.CharField(max_length=20, choices=Kind.choices)
     amount = money_field()
     balance_after = money_field()
@@ -491,6 +702,20 @@ class LedgerEntry(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # The key the form carried: the same key again is answered with this entry.
+    idempotency_key = models.UUIDField(null=True, blank=True)
+    # Transfers: the other account, and on the transfer_in entry the transfer_out entry.
+    counterparty = models.ForeignKey(
+        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    pair = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="paired_in"
+    )
+    # SHA-256 (hex) over this entry's fields and the previous entry's hash: see chain_hash.
+    hash = models.CharField(max_length=64)
+
+    # Set on the entry returned for a repeated idempotency key: it was applied earlier.
+    replayed = False
 
     class Meta:
         verbose_name_plural = "ledger entries"
@@ -499,13 +724,19 @@ class LedgerEntry(models.Model):
             models.CheckConstraint(
                 condition=Q(balance_after__gte=0), name="ledger_balance_after_not_negative"
             ),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="ledger_seq_positive"),
+            models.UniqueConstraint(fields=["account", "seq"], name="ledger_one_entry_per_seq"),
+            # Key first, so that the index also answers "which entry has this key?" alone.
+            models.UniqueConstraint(
+                fields=["idempotency_key", "account"], name="ledger_one_entry_per_key"
+            ),
         ]
         # History pages read "newest first, before id X" for one account: this index answers
-        # that with a short range scan however long the ledger grows.
+        # that with a short range scan however long the ledger grows. Statements start from a
+        # date, hence the second.
         indexes = [
             models.Index(fields=["account", "-id"], name="ledger_account_newest"),
-            # The balance chart's "last entry before the end of day D" (accounts/chart.py).
-            models.Index(fields=["account", "created_at", "id"], name="ledger_account_time"),
+            models.Index(fields=["account", "created_at"], name="ledger_account_created"),
         ]
 
     def __str__(self):
@@ -513,4 +744,29 @@ class LedgerEntry(models.Model):
 
     @property
     def signed_amount(self) -> Decimal:
-        return self.amount if self.kind == self.Kind.DEPOSIT else -self.amount
+        return self.amount if self.kind in self.CREDITS else -self.amount
+
+
+def chain_hash(entry, previous: str) -> str:
+    """SHA-256 (hex) of the entry's fields and the hash of the entry before it.
+
+    Changing any stored field, or removing or inserting an entry, changes this hash and, through
+    `previous`, every hash after it. A plain `|`-joined string so that anyone can recompute it:
+    account|seq|kind|amount|balance_after|created_by|created_at|idempotency_key|counterparty|
+    pair|previous, amounts with two decimals, created_at in UTC as 2026-01-31T09:15:00.000000Z,
+    absent values empty. (Migrations call this with historical models: use fields only.)
+    """
+    fields = [
+        entry.account_id,
+        entry.seq,
+        entry.kind,
+        f"{entry.amount:.2f}",
+        f"{entry.balance_after:.2f}",
+        entry.created_by_id,
+        entry.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        entry.idempotency_key or "",
+        entry.counterparty_id or "",
+        entry.pair_id or "",
+        previous,
+    ]
+    return hashlib.sha256("|".join(map(str, fields)).encode()).hexdigest()

@@ -2,7 +2,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
@@ -11,24 +17,32 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 
 from .chart import balance_chart
 from .emails import send_invitation
-from .forms import AccountForm, AmountForm, InviteForm
+from .forms import AccountForm, AmountForm, InviteForm, TransferForm
 from .models import (
+    MAX_BALANCE,
     Account,
+    AccountBusy,
     AccountError,
     AlreadyAHolder,
     AlreadyInvited,
+    BalanceLimitExceeded,
     BalanceNotZero,
+    IdempotencyConflict,
     InsufficientFunds,
     Invitation,
     InvitationNotPending,
     MoneyError,
     NotAHolder,
+    SameAccountTransfer,
     WrongInvitee,
 )
+from .statements import BadDates, statement_dates, statement_lines
 from .templatetags.money import money
 
 HISTORY_PAGE_SIZE = 25
 PAGE = "accounts/account_detail.html"
+FORMS = {"deposit": AmountForm, "withdraw": AmountForm, "transfer": TransferForm}
+VERBS = {"deposit": "Deposited", "withdraw": "Withdrew", "transfer": "Transferred"}
 
 
 class HttpResponseSeeOther(HttpResponseRedirect):
@@ -69,7 +83,7 @@ def _list_context(request, form):
 @require_GET
 def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_account_for_holder(request, pk)
-    return render(request, PAGE, _page_context(account))
+    return render(request, PAGE, _page_context(request, account))
 
 
 @login_required
@@ -83,7 +97,7 @@ def history(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, PAGE + "#history_page", _history_context(account, before))
     # Without JavaScript "show older" is a plain link: the whole page, history from there.
-    return render(request, PAGE, _page_context(account, before=before))
+    return render(request, PAGE, _page_context(request, account, before=before))
 
 
 @login_required
@@ -116,16 +130,45 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     return _change_balance(request, pk, "withdraw")
 
 
+@login_required
+@require_POST
+def transfer(request: HttpRequest, pk: int) -> HttpResponse:
+    return _change_balance(request, pk, "transfer")
+
+
 def _change_balance(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     account = get_account_for_holder(request, pk)
-    form = AmountForm(request.POST, auto_id=f"{kind}-%s")
-    entry, status = None, 422
+    form = FORMS[kind](request.POST, auto_id=f"{kind}-%s")
+    entry, status, busy = None, 422, False
     if form.is_valid():
-        amount = form.cleaned_data["amount"]
+        amount, key = form.cleaned_data["amount"], form.cleaned_data["idempotency_key"]
         try:
-            entry = getattr(account, kind)(amount, by=request.user)
+            if kind == "transfer":
+                # 404 for an account the user does not hold, before anything is written.
+                target = get_account_for_holder(request, form.cleaned_data["to_account"])
+                entry = account.transfer(target, amount, by=request.user, idempotency_key=key)
+            else:
+                entry = getattr(account, kind)(amount, by=request.user, idempotency_key=key)
+        except AccountBusy as error:
+            form.add_error(None, str(error))
+            status, busy = 409, True
+        except IdempotencyConflict as error:
+            applied = error.entry
+            form.add_error(
+                None,
+                f"This form was already used for another operation, which was applied "
+                f"({applied.get_kind_display().lower()} of {money(applied.amount)}): check the "
+                "transactions. Send the form again to make this one a new operation.",
+            )
+            form.renew_key()
+            status = 409
         except InsufficientFunds as error:
             form.add_error("amount", f"Insufficient funds: the balance is {money(error.balance)}.")
+        except BalanceLimitExceeded:
+            whose = f"the balance of {target.name}" if kind == "transfer" else "the balance"
+            form.add_error("amount", f"This would take {whose} above {money(MAX_BALANCE)}.")
+        except SameAccountTransfer as error:
+            form.add_error("to_account", str(error))
         except MoneyError as error:
             form.add_error("amount", str(error))
         except AccountError as error:
@@ -135,26 +178,59 @@ def _change_balance(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     if entry is None:
         if request.htmx:
             context = {"account": account, "kind": kind, "form": form}
-            return render(request, PAGE + "#money_form", context, status=status)
-        forms = {f"{kind}_form": form}
-        return render(request, PAGE, _page_context(account, **forms), status=status)
+            context["targets"] = _transfer_targets(request, account)
+            response = render(request, PAGE + "#money_form", context, status=status)
+        else:
+            context = _page_context(request, account, **{f"{kind}_form": form})
+            response = render(request, PAGE, context, status=status)
+        if busy:  # nothing was written: the same request, same key, may simply be sent again
+            response["Retry-After"] = "1"
+        return response
 
     if request.htmx:
-        fresh_form = AmountForm(auto_id=f"{kind}-%s")
+        fresh_form = FORMS[kind](auto_id=f"{kind}-%s")
         after = _entry_id(request.POST.get("after"))
         after = entry.pk - 1 if after is None else after
-        return _updates(request, account, after, form=fresh_form, kind=kind, done=entry)
-    verb = "Deposited" if kind == "deposit" else "Withdrew"
-    messages.success(
-        request, f"{verb} {money(entry.amount)}. The balance is now {money(entry.balance_after)}."
+        response = _updates(request, account, after, form=fresh_form, kind=kind, done=entry)
+    else:
+        to = f" to {entry.counterparty}" if kind == "transfer" else ""
+        text = (
+            f"{VERBS[kind]} {money(entry.amount)}{to}. The balance is now {money(account.balance)}."
+        )
+        if entry.replayed:
+            text = f"Already applied, nothing new was done: {text}"
+        messages.success(request, text)
+        response = HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+    if entry.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+@login_required
+@require_GET
+def statement(request: HttpRequest, pk: int) -> HttpResponse:
+    """The ledger from `from` to `to` (dates, inclusive) as CSV, streamed in chunks."""
+    account = get_account_for_holder(request, pk)
+    try:
+        first_day, last_day = statement_dates(
+            account, request.GET.get("from"), request.GET.get("to")
+        )
+    except BadDates as error:
+        return HttpResponse(f"{error}\n", status=422, content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(
+        statement_lines(account, first_day, last_day), content_type="text/csv; charset=utf-8"
     )
-    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+    filename = f"statement-{account.pk}-{first_day}-to-{last_day}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def _updates(request, account, after, form=None, kind=None, done=None) -> HttpResponse:
     """The new balance, the poller's new state and the history rows newer than `after`,
     all swapped out of band; with `form`, the reset money form in front of them."""
     context = {"account": account, "form": form, "kind": kind, "done": done}
+    if kind == "transfer":
+        context["targets"] = _transfer_targets(request, account)
     if after is not None:
         new_entries = list(_entries(account).filter(pk__gt=after)[: HISTORY_PAGE_SIZE + 1])
         if len(new_entries) > HISTORY_PAGE_SIZE:
@@ -168,7 +244,12 @@ def _updates(request, account, after, form=None, kind=None, done=None) -> HttpRe
 
 
 def _entries(account):
-    return account.entries.select_related("created_by").order_by("-pk")
+    return account.entries.select_related("created_by", "counterparty").order_by("-pk")
+
+
+def _transfer_targets(request, account):
+    accounts = Account.objects.held_by(request.user).filter(closed_at__isnull=True)
+    return accounts.exclude(pk=account.pk).order_by("name")
 
 
 def _history_context(account, before=None):
@@ -183,13 +264,15 @@ def _history_context(account, before=None):
     }
 
 
-def _page_context(account, before=None, **forms):
+def _page_context(request, account, before=None, **forms):
     context = _history_context(account, before)
     if before is None:  # only the first page is live; an older page stays as it was
         context["newest_id"] = context["entries"][0].pk if context["entries"] else 0
     context.update(
         deposit_form=forms.get("deposit_form") or AmountForm(auto_id="deposit-%s"),
         withdraw_form=forms.get("withdraw_form") or AmountForm(auto_id="withdraw-%s"),
+        transfer_form=forms.get("transfer_form") or TransferForm(auto_id="transfer-%s"),
+        targets=_transfer_targets(request, account),
         before=before,
         **_sharing_context(account, forms.get("invite_form")),
         action_error=forms.get("action_error"),
@@ -238,7 +321,7 @@ def _sharing_response(request, account, status=200, invite_form=None, **extra):
     if request.htmx:
         context = _sharing_context(account, invite_form, **extra)
         return render(request, PAGE + "#sharing", context, status=status)
-    context = _page_context(account, invite_form=invite_form)
+    context = _page_context(request, account, invite_form=invite_form)
     context.update(extra)
     return render(request, PAGE, context, status=status)
 
@@ -329,7 +412,8 @@ def _action_refused(request, account, error: AccountError) -> HttpResponse:
     if request.htmx:
         context = {"account": account, "action_error": message, **_sharing_context(account)}
         return render(request, PAGE + "#account_actions", context, status=status)
-    return render(request, PAGE, _page_context(account, action_error=message), status=status)
+    context = _page_context(request, account, action_error=message)
+    return render(request, PAGE, context, status=status)
 
 
 def _get_invitation(pk: int, token: str) -> Invitation | None:

@@ -104,6 +104,11 @@ DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 # so no server-side cursors (they outlive it). Django already leaves psycopg's prepared
 # statements off. See docs/deploy.md.
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("JOINTBANK_PGBOUNCER", False)
+# A worker stuck inside a transaction (a bug, a hung call) would hold its row locks for ever;
+# PostgreSQL ends such a session after this long idle in a transaction, releasing them.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+    "-c idle_in_transaction_session_timeout=" + env("JOINTBANK_IDLE_IN_TRANSACTION_TIMEOUT", "30s")
+)
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
         f"DATABASE_URL must point to PostgreSQL, not {DATABASES['default']['ENGINE']}: "
@@ -211,6 +216,10 @@ USE_TZ = True
 
 # --- Money -------------------------------------------------------------------------------
 JOINTBANK_CURRENCY = env("JOINTBANK_CURRENCY", "USD")
+# How long a money transaction waits for an account's row lock, and may run at all, before it
+# gives up and answers 409 "busy, please retry" (PostgreSQL durations: "3s", "500ms").
+JOINTBANK_LOCK_TIMEOUT = env("JOINTBANK_LOCK_TIMEOUT", "3s")
+JOINTBANK_STATEMENT_TIMEOUT = env("JOINTBANK_STATEMENT_TIMEOUT", "10s")
 # Holders per joint account, checked when an invitation is sent and again, under the
 # account's row lock, when it is accepted.
 JOINTBANK_MAX_HOLDERS = 10

@@ -126,17 +126,16 @@ class BrowserTestCase(StaticLiveServerTestCase):
 def give_history(account, holders, days: int = 90):
     """A believable quarter of joint spending: salaries in, rent and shopping out.
 
-    Tests only: entries are written through the locked methods and then dated back (the app
-    itself never edits the ledger).
+    Entries are written through the locked methods, then dated back (tests/backdate.py).
     """
     from datetime import timedelta
 
     from django.utils import timezone
 
-    from accounts.models import LedgerEntry
+    from tests.backdate import backdate
 
     now = timezone.now()
-    account.entries.update(created_at=now - timedelta(days=days + 1))  # the opening deposit
+    dates = {entry.pk: now - timedelta(days=days + 1) for entry in account.entries.all()}
     plan = []
     for day in range(days, 0, -1):
         if day % 30 == 15:
@@ -149,5 +148,5 @@ def give_history(account, holders, days: int = 90):
             plan.append((day, 20, "withdraw", f"{23 + day % 4 * 9}.40", 1 - day % 2))
     for day, hour, kind, amount, who in plan:
         entry = getattr(account, kind)(Decimal(amount), by=holders[who])
-        when = (now - timedelta(days=day)).replace(hour=hour, minute=day % 60)
-        LedgerEntry.objects.filter(pk=entry.pk).update(created_at=when)
+        dates[entry.pk] = (now - timedelta(days=day)).replace(hour=hour, minute=day % 60)
+    backdate(account, dates)

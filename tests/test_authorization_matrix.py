@@ -33,6 +33,7 @@ ROLES = ["holder", "outsider", "former", "closed"]
 READ = {"holder": 200, "outsider": 404, "former": 404, "closed": 200}
 WRITE = {"holder": 303, "outsider": 404, "former": 404, "closed": 409}
 INVITEE_ONLY = {"holder": 403, "outsider": 403, "former": None, "closed": 403}
+SHARED = object()  # stands for the pk of "Shared", which alice and frank hold
 MATRIX = {
     "list": ("get", {}, dict.fromkeys(ROLES, 200)),
     "create": ("post", {"name": "Trip"}, dict.fromkeys(ROLES, 303)),
@@ -41,6 +42,8 @@ MATRIX = {
     "history": ("get", {"before": "999999999"}, READ),
     "deposit": ("post", {"amount": "1.00"}, WRITE),
     "withdraw": ("post", {"amount": "1.00"}, WRITE),
+    "transfer": ("post", {"amount": "1.00", "to_account": SHARED}, WRITE),
+    "statement": ("get", {}, READ),
     "invite": ("post", {"email": "new@example.com"}, WRITE),
     "revoke": ("post", {}, WRITE),
     "leave": ("post", {}, WRITE),
@@ -73,6 +76,9 @@ class AuthorizationMatrixTests(JointAccountTestCase):
         cls.closed = Account.open("Old savings", by=cls.frank)
         cls.closed_invitation, _ = cls.closed.invite("gina@example.com", by=cls.frank)
         cls.closed.close(by=cls.frank)  # revokes gina's invitation
+        # A transfer target that both the holder and the closed account's holder hold.
+        cls.shared = Account.open("Shared", by=cls.alice)
+        cls.shared.add_holder(cls.frank)
 
         cls.users = {"holder": cls.alice, "outsider": cls.carol, "former": cls.erin}
         cls.users["closed"] = cls.frank
@@ -89,8 +95,12 @@ class AuthorizationMatrixTests(JointAccountTestCase):
         kwargs = {name: values[name] for name in pattern.pattern.converters}
         return reverse(f"accounts:{pattern.name}", kwargs=kwargs)
 
+    def data(self, data):
+        return {key: self.shared.pk if value is SHARED else value for key, value in data.items()}
+
     def request(self, method, url, data, **headers):
         """One request whose writes are rolled back afterwards."""
+        data = self.data(data)
         with transaction.atomic():
             response = getattr(self.client, method)(url, data, **headers)
             transaction.set_rollback(True)
@@ -151,7 +161,7 @@ class AuthorizationMatrixTests(JointAccountTestCase):
                     continue
                 self.client.force_login(self.users[role])
                 # Not rolled back: a refused request must not have changed anything.
-                getattr(self.client, method)(self.url_for(pattern, role), data)
+                getattr(self.client, method)(self.url_for(pattern, role), self.data(data))
         self.assertEqual(dict(Account.objects.values_list("pk", "balance")), balances)
         self.assertEqual(Invitation.objects.filter(state="pending").count(), 1)
         holders = self.account.memberships.current().values_list("user__email", flat=True)

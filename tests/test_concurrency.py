@@ -1,7 +1,9 @@
 """The lost-update proof: real OS processes, each with its own connection, released together."""
 
 from decimal import Decimal
+from io import StringIO
 
+from django.core.management import CommandError, call_command
 from django.test import TransactionTestCase
 
 from accounts.models import Account
@@ -27,6 +29,7 @@ class LostUpdateTests(TransactionTestCase):
         self.assertEqual(self.account.entries.count(), result.operations + 1)
         last = self.account.entries.latest("pk")
         self.assertEqual(last.balance_after, result.actual)
+        call_command("verify_ledger", stdout=StringIO())  # seq, hashes and sums all intact
 
     def test_the_same_harness_catches_the_naive_read_modify_write(self):
         # Shows the test above can fail: without the lock, updates are lost.
@@ -34,3 +37,5 @@ class LostUpdateTests(TransactionTestCase):
 
         self.assertNotEqual(result.actual, result.expected)
         self.assertNotEqual(result.ledger, result.actual)
+        with self.assertRaises(CommandError):
+            call_command("verify_ledger", stdout=StringIO())

@@ -106,7 +106,9 @@ class DepositTests(JointAccountTestCase):
         Account.objects.filter(pk=self.account.pk).update(balance=Decimal("999999999999.00"))
         response = self.client.post(self.url("deposit"), {"amount": "1.00"}, **HX)
 
-        self.assertContains(response, "above 999,999,999,999.99", status_code=422)
+        self.assertContains(
+            response, "This would take the balance above $999,999,999,999.99.", status_code=422
+        )
         self.assertEqual(self.balance(), Decimal("999999999999.00"))
 
     def test_the_422_form_keeps_what_was_typed_and_marks_the_field(self):

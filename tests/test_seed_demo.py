@@ -24,6 +24,7 @@ class SeedDemoTests(TestCase):
         self.assertEqual(second.splitlines()[-1], first.splitlines()[-1])
         emails = sorted(household.holders.values_list("email", flat=True))
         self.assertEqual(emails, ["alice@example.com", "bob@example.com"])
+        call_command("verify_ledger", "--account", str(household.pk), stdout=StringIO())
         self.assertTrue(self.client.login(username="carol@example.com", password="demo-pass-2024"))
         self.assertEqual(self.client.get(f"/accounts/{household.pk}/").status_code, 404)
 

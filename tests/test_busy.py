@@ -1,0 +1,140 @@
+"""Busy accounts fail fast: a request that cannot get the row lock answers 409 in about
+JOINTBANK_LOCK_TIMEOUT, never hangs, and writes nothing."""
+
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.test import TestCase, TransactionTestCase, override_settings
+
+from accounts.models import Account, AccountBusy, LedgerEntry
+from tests.base import make_user
+from tests.processes import CONTEXT, Processes
+
+HX = {"HTTP_HX_REQUEST": "true"}
+LOCK_TIMEOUT = 0.5
+
+
+def hold_lock(barrier, account_pk, locked, release):
+    """Another process takes the account's row lock and keeps it until told."""
+    with transaction.atomic():
+        Account.objects.select_for_update().get(pk=account_pk)
+        locked.set()
+        release.wait(60)
+    return "released"
+
+
+@override_settings(JOINTBANK_LOCK_TIMEOUT=f"{int(LOCK_TIMEOUT * 1000)}ms")
+class LockTimeoutTests(TransactionTestCase):
+    def setUp(self):
+        self.alice = make_user("alice@example.com")
+        self.account = Account.open("Household", by=self.alice)
+        self.account.deposit(Decimal("1000.00"), by=self.alice)
+        self.savings = Account.open("Savings", by=self.alice)
+        self.client.force_login(self.alice)
+
+    def while_locked(self, account, request):
+        """Run `request` while another OS process holds `account`'s row lock; return the
+        response and how long it took."""
+        locked, release = CONTEXT.Event(), CONTEXT.Event()
+        holder = Processes(hold_lock, [(account.pk, locked, release)])
+        try:
+            self.assertTrue(locked.wait(30), "the other process never got the lock")
+            began = time.monotonic()
+            response = request()
+            waited = time.monotonic() - began
+        finally:
+            release.set()
+            self.assertEqual(holder.results(), ["released"])
+        return response, waited
+
+    def test_a_deposit_behind_a_held_lock_answers_409_after_the_lock_timeout(self):
+        key = str(uuid.uuid4())
+        url = f"/accounts/{self.account.pk}/deposit/"
+        data = {"amount": "10.00", "idempotency_key": key}
+        response, waited = self.while_locked(
+            self.account, lambda: self.client.post(url, data, **HX)
+        )
+
+        self.assertContains(response, "This account is busy, please retry", status_code=409)
+        self.assertEqual(response["Retry-After"], "1")
+        # It waited for the lock timeout, then gave up: neither instantly nor for ever.
+        self.assertGreaterEqual(waited, LOCK_TIMEOUT)
+        self.assertLess(waited, LOCK_TIMEOUT + 2.5)
+        self.assertEqual(Account.objects.get(pk=self.account.pk).balance, Decimal("1000.00"))
+        self.assertFalse(LedgerEntry.objects.filter(idempotency_key=key).exists())
+
+        # Nothing was written, so the same request (same key) simply works once the lock is gone.
+        self.assertEqual(self.client.post(url, data, **HX).status_code, 200)
+        self.assertEqual(Account.objects.get(pk=self.account.pk).balance, Decimal("1010.00"))
+
+    def test_a_plain_form_post_gets_the_page_with_the_message(self):
+        url = f"/accounts/{self.account.pk}/withdraw/"
+        response, _ = self.while_locked(
+            self.account, lambda: self.client.post(url, {"amount": "1.00"})
+        )
+        self.assertContains(response, "This account is busy, please retry", status_code=409)
+        self.assertContains(response, "<html", status_code=409)
+        self.assertEqual(response["Retry-After"], "1")
+
+    def test_a_transfer_to_a_locked_account_answers_409_and_moves_nothing(self):
+        url = f"/accounts/{self.account.pk}/transfer/"
+        data = {"to_account": self.savings.pk, "amount": "10.00"}
+        response, waited = self.while_locked(
+            self.savings, lambda: self.client.post(url, data, **HX)
+        )
+
+        self.assertContains(response, "This account is busy", status_code=409)
+        self.assertGreaterEqual(waited, LOCK_TIMEOUT)
+        self.assertEqual(Account.objects.get(pk=self.account.pk).balance, Decimal("1000.00"))
+        self.assertEqual(LedgerEntry.objects.filter(kind="transfer_out").count(), 0)
+
+    def test_without_the_lock_timeout_the_request_would_wait_for_the_holder(self):
+        # Shows the tests above can fail: with lock_timeout off, the request waits until the
+        # other process lets go (here after 2 s) instead of answering at LOCK_TIMEOUT.
+        locked, release = CONTEXT.Event(), CONTEXT.Event()
+        holder = Processes(hold_lock, [(self.account.pk, locked, release)])
+        self.assertTrue(locked.wait(30))
+        threading.Timer(2.0, release.set).start()
+        began = time.monotonic()
+        with override_settings(JOINTBANK_LOCK_TIMEOUT="0"):
+            self.account.deposit(Decimal("1.00"), by=self.alice)
+        self.assertGreaterEqual(time.monotonic() - began, 1.9)
+        self.assertEqual(holder.results(), ["released"])
+
+
+class StatementTimeoutTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.alice = make_user("alice@example.com")
+        cls.account = Account.open("Household", by=cls.alice)
+
+    def test_a_money_transaction_that_runs_too_long_is_cancelled_and_answers_409(self):
+        # A slow insert (a stand-in for any stall while the lock is held).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(5); RETURN NEW; END $$;"
+                "CREATE TRIGGER test_slow BEFORE INSERT ON accounts_ledgerentry "
+                "FOR EACH ROW EXECUTE FUNCTION test_slow()"
+            )
+        self.client.force_login(self.alice)
+        began = time.monotonic()
+        with override_settings(JOINTBANK_STATEMENT_TIMEOUT="300ms"):
+            response = self.client.post(
+                f"/accounts/{self.account.pk}/deposit/", {"amount": "1.00"}, **HX
+            )
+            with self.assertRaises(AccountBusy):
+                self.account.deposit(Decimal("1.00"), by=self.alice)
+        self.assertLess(time.monotonic() - began, 4)
+        self.assertContains(response, "This account is busy", status_code=409)
+        self.assertEqual(Account.objects.get(pk=self.account.pk).balance, Decimal("0.00"))
+
+
+class IdleInTransactionTests(TestCase):
+    def test_the_apps_connections_end_sessions_left_idle_in_a_transaction(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW idle_in_transaction_session_timeout")
+            self.assertEqual(cursor.fetchone()[0], "30s")
