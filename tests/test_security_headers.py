@@ -1,7 +1,9 @@
+from django.test import TransactionTestCase
 from django.urls import reverse
 
-from tests.base import JointAccountTestCase
+from tests.base import PASSWORD, JointAccountTestCase, make_user
 from tests.production import run_in_production
+from tests.servers import shared_database_url
 
 
 def directives(response) -> dict[str, list[str]]:
@@ -83,16 +85,26 @@ print(json.dumps({
         self.assertEqual(result["https"], 200)
         self.assertEqual(result["hsts"], "max-age=31536000; includeSubDomains; preload")
 
-    def test_its_cookies_are_secure_httponly_and_same_site(self):
-        result = run_in_production("""
-from django.conf import settings
-response = client.get("/auth/login/", secure=True)
-csrf = response.cookies["csrftoken"]
-print(json.dumps({
-    "csrf": [bool(csrf["secure"]), csrf["samesite"]],
-    "session": [settings.SESSION_COOKIE_SECURE, settings.SESSION_COOKIE_HTTPONLY,
-                settings.SESSION_COOKIE_SAMESITE],
-}))
-""")
-        self.assertEqual(result["csrf"], [True, "Lax"])
-        self.assertEqual(result["session"], [True, True, "Lax"])
+
+class ProductionCookieTests(TransactionTestCase):
+    def test_a_real_sign_in_over_https_sets_secure_httponly_same_site_cookies(self):
+        make_user("alice@example.com")  # committed, so the other process sees her
+        result = run_in_production(
+            f"""
+client = Client(enforce_csrf_checks=True)
+page = client.get("/auth/login/", secure=True)
+response = client.post(
+    "/auth/login/",
+    {{"login": "alice@example.com", "password": "{PASSWORD}",
+      "csrfmiddlewaretoken": page.cookies["csrftoken"].value}},
+    secure=True, headers={{"Referer": "https://testserver/auth/login/"}},
+)
+cookies = {{name: [bool(c["secure"]), bool(c["httponly"]), c["samesite"]]
+            for name, c in response.cookies.items()}}
+print(json.dumps({{"status": response.status_code, "cookies": cookies}}))
+""",
+            DATABASE_URL=shared_database_url(),
+        )
+        self.assertEqual(result["status"], 302)  # signed in
+        self.assertEqual(result["cookies"]["sessionid"], [True, True, "Lax"])
+        self.assertEqual(result["cookies"]["csrftoken"], [True, False, "Lax"])  # rotated
