@@ -32,7 +32,11 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "development-only-not-secret"  # noqa: S105 - only ever used with DEBUG on
 
-ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+    if host.strip()
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -64,7 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "accounts.middleware.HtmxLoginRedirectMiddleware",
+    "accounts.middleware.SignInRedirectMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
