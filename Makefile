@@ -10,7 +10,7 @@ WITH_DB := $(PY) -m jointbank.embedded_db run --
 HOST_PORT ?= 127.0.0.1:8000
 WORKERS ?= 4
 
-.PHONY: install run test lint serve clean chaos chaos-ci bench
+.PHONY: install run test lint serve deploy-check screenshots clean chaos chaos-ci bench
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: install
 	DJANGO_DEBUG=1 $(WITH_DB) bash -c '\
 	  $(PY) manage.py migrate --noinput -v0 && \
+	  $(PY) manage.py createcachetable && \
 	  path=$$($(PY) manage.py seed_demo | tail -n 1) && \
 	  echo && echo "  jointbank: http://$(HOST_PORT)$$path" && \
 	  echo "  sign in as alice@example.com, bob@example.com or carol@example.com, password demo-pass-2024" && \
@@ -45,7 +46,19 @@ serve: install
 	$(WITH_DB) bash -c '\
 	  $(PY) manage.py collectstatic --noinput -v0 && \
 	  $(PY) manage.py migrate --noinput -v0 && \
+	  $(PY) manage.py createcachetable && \
 	  exec $(BIN)/gunicorn jointbank.wsgi --bind $(HOST_PORT) --workers $(WORKERS)'
+
+# Django's deployment checklist with production settings: any warning fails.
+deploy-check: install
+	DJANGO_DEBUG=0 DJANGO_SECURE=1 \
+	DJANGO_SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	$(WITH_DB) $(PY) manage.py check --deploy --fail-level WARNING
+
+# Retakes the README's screenshots (docs/screenshots/) in Chromium.
+screenshots: install
+	DJANGO_DEBUG=1 JOINTBANK_SCREENSHOTS=docs/screenshots $(WITH_DB) \
+	  $(BIN)/pytest -q tests/test_browser_pages.py -k Screenshot
 
 # Jepsen-style bank test: two gunicorn instances, clients signed in over HTTP, faults on a
 # schedule, post_interest twice at once, then a checker that accounts for every operation.

@@ -135,7 +135,7 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["account", "user", "joined_at", "left_at"]
     list_filter = [("left_at", admin.EmptyFieldListFilter)]
     list_select_related = ["account", "user"]
-    autocomplete_fields = ["account", "user"]
+    raw_id_fields = ["account", "user"]
     search_fields = ["account__name", "user__email"]
     actions = ["end_memberships"]
 
@@ -149,6 +149,11 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         return ["account", "user", "joined_at", "left_at"] if obj else ["account", "user"]
+
+    def has_change_permission(self, request, obj=None):
+        # Read-only once created: saving a form's copy of the row could undo a leave that
+        # committed meanwhile. Memberships end through the action, which takes the lock.
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -178,6 +183,11 @@ class InvitationAdmin(admin.ModelAdmin):
     actions = ["revoke"]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Read-only: saving a form's copy of the row could undo an accept that committed
+        # meanwhile. Revoking goes through the action, which takes the account's lock.
         return False
 
     def has_delete_permission(self, request, obj=None):

@@ -10,6 +10,7 @@ from .models import Invitation
 
 def send_invitation(invitation: Invitation, link: str) -> None:
     context = {"invitation": invitation, "link": link}
-    subject = render_to_string("accounts/email/invitation_subject.txt", context).strip()
+    # One line whatever the account's name holds: a header with a newline is refused.
+    subject = " ".join(render_to_string("accounts/email/invitation_subject.txt", context).split())
     body = render_to_string("accounts/email/invitation_message.txt", context)
     send_mail(subject, body, None, [invitation.email])

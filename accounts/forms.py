@@ -1,4 +1,5 @@
 import re
+import unicodedata
 import uuid
 from decimal import Decimal
 
@@ -70,6 +71,14 @@ class TransferForm(AmountForm):
 class AccountForm(forms.Form):
     name = forms.CharField(max_length=100, strip=True)
 
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        # Control characters (newlines, tabs, NUL...) have no place in a name, and a newline
+        # would break the e-mail subjects the name appears in.
+        if any(unicodedata.category(char).startswith("C") for char in name):
+            raise forms.ValidationError("Use letters, digits, spaces and punctuation only.")
+        return name
+
 
 class InviteForm(forms.Form):
     email = forms.EmailField(
@@ -82,4 +91,7 @@ class InviteForm(forms.Form):
     )
 
     def clean_email(self) -> str:
-        return self.cleaned_data["email"].lower()
+        email = self.cleaned_data["email"].lower()
+        if len(email) > 254:  # lower() can lengthen some letters ("İ" becomes two characters)
+            raise forms.ValidationError(self.fields["email"].error_messages["invalid"])
+        return email

@@ -1,15 +1,23 @@
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
 
-class HtmxLoginRedirectMiddleware:
-    """Send signed-out HTMX requests to the sign-in page as a whole-page navigation.
+class SignInRedirectMiddleware:
+    """Make the trip through the sign-in page end somewhere sensible, and make HTMX requests
+    that cannot be answered as a fragment reload the whole page.
 
-    htmx follows a plain 302 inside the XHR and would swap the sign-in page into a fragment
-    (a balance, a form); HX-Redirect makes the browser go there instead, and `next` is the
-    page the user was on, not the fragment it was polling.
+    - `next` is a page the user can come back to: for a POST (a form sent after the session
+      expired) the page the form was on, not the POST-only URL, which would answer 405.
+    - htmx follows a plain 302 inside the XHR and would swap the sign-in page into a fragment;
+      HX-Redirect makes the browser go there instead.
+    - A 403 or 404 to an HTMX request (a stale page: the CSRF token rotated, the user left the
+      account) would otherwise change nothing visible; HX-Refresh reloads the page, which then
+      shows the sign-in form or the error page.
     """
 
     def __init__(self, get_response):
@@ -17,11 +25,31 @@ class HtmxLoginRedirectMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if (
-            getattr(request, "htmx", False)
-            and response.status_code == 302
-            and response["Location"].startswith(resolve_url(settings.LOGIN_URL))
+        htmx = getattr(request, "htmx", False)
+        if response.status_code == 302 and response["Location"].startswith(
+            resolve_url(settings.LOGIN_URL)
         ):
-            page = request.htmx.current_url_abs_path or request.get_full_path()
-            return HttpResponseClientRedirect(redirect_to_login(page)["Location"])
+            if htmx or request.method != "GET":
+                response = redirect_to_login(self._page(request))
+            if htmx:
+                return HttpResponseClientRedirect(response["Location"])
+        elif htmx and response.status_code in (403, 404):
+            response["HX-Refresh"] = "true"
         return response
+
+    @staticmethod
+    def _page(request) -> str:
+        """The page the request came from, when that is one of ours; else its own URL."""
+        if request.htmx:
+            try:
+                page = request.htmx.current_url_abs_path
+            except ValueError:  # a malformed HX-Current-URL header
+                page = None
+        else:
+            page = request.headers.get("Referer")
+        if page and url_has_allowed_host_and_scheme(
+            page, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            parts = urlsplit(page)
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+        return request.get_full_path() if request.method == "GET" else "/"

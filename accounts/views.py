@@ -15,6 +15,7 @@ from django.utils.cache import get_conditional_response, patch_cache_control
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
+from .chart import balance_chart
 from .emails import send_invitation
 from .forms import AccountForm, AmountForm, InviteForm, TransferForm
 from .models import (
@@ -237,6 +238,7 @@ def _updates(request, account, after, form=None, kind=None, done=None) -> HttpRe
             return HttpResponseClientRefresh()
         context["new_entries"] = new_entries
         context["newest_id"] = new_entries[0].pk if new_entries else after
+    context["chart"] = balance_chart(account)
     template = PAGE + ("#money_done" if form is not None else "#updates")
     return render(request, template, context)
 
@@ -278,6 +280,7 @@ def _page_context(request, account, before=None, **forms):
         before=before,
         **_sharing_context(account, forms.get("invite_form")),
         action_error=forms.get("action_error"),
+        chart=balance_chart(account),
     )
     return context
 

@@ -5,6 +5,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -32,7 +33,11 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "development-only-not-secret"  # noqa: S105 - only ever used with DEBUG on
 
-ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+    if host.strip()
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -46,11 +51,16 @@ INSTALLED_APPS = [
     "template_partials",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "csp",
     "accounts",
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that it times and logs the response every other middleware produced.
+    "jointbank.request_log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -59,7 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "accounts.middleware.HtmxLoginRedirectMiddleware",
+    "accounts.middleware.SignInRedirectMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
@@ -93,6 +103,12 @@ if not DATABASE_URL:
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 }
+# A database host that drops packets must not hang requests (and /healthz) for minutes.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+# Behind PgBouncer in transaction mode a server connection is ours only for one transaction,
+# so no server-side cursors (they outlive it). Django already leaves psycopg's prepared
+# statements off. See docs/deploy.md.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("JOINTBANK_PGBOUNCER", False)
 # A worker stuck inside a transaction (a bug, a hung call) would hold its row locks for ever;
 # PostgreSQL ends such a session after this long idle in a transaction, releasing them.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
@@ -125,6 +141,26 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_GET = False  # sign-out is a POST
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+# allauth's default rate limits (e.g. 5 failed sign-ins per e-mail address in 5 minutes)
+# count in the cache below, which every process shares. Behind N reverse proxies the client's
+# address is the Nth from the right in X-Forwarded-For; left at 0, every client would share the
+# proxy's address and its per-IP limits (docs/deploy.md).
+ALLAUTH_TRUSTED_PROXY_COUNT = int(env("JOINTBANK_TRUSTED_PROXY_COUNT", "0"))
+
+# Two-factor sign-in for every holder: an authenticator app, with recovery codes as backup.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "jointbank"
+
+# --- Cache: shared by every process -------------------------------------------------------
+# Rate limits are counted here; a per-process cache (locmem) would give each gunicorn worker
+# its own count, so an attacker would get WORKERS times the attempts. The database cache needs
+# `manage.py createcachetable` (the Makefile runs it next to migrate).
+REDIS_URL = env("REDIS_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "jointbank_cache"}
+}
 
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "jointbank <noreply@jointbank.test>")
@@ -153,12 +189,29 @@ if SECURE:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # Load balancers probe over plain HTTP; a redirect would read as "unhealthy".
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Only our own files run: no inline scripts or styles, no eval (htmx's allowEval is off), and
+# no framing. The TOTP QR code is an inline data: image, hence img-src data:.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
 
 # --- Locale ------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -181,6 +234,18 @@ JOINTBANK_MAX_HOLDERS = 10
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"bare": {"format": "%(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "requests": {"class": "logging.StreamHandler", "formatter": "bare"},
+    },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "WARNING")},
+    "loggers": {
+        # One JSON line per request (jointbank/request_log.py).
+        "jointbank.requests": {
+            "handlers": ["requests"],
+            "level": env("JOINTBANK_REQUEST_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+    },
 }

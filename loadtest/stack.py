@@ -68,6 +68,7 @@ def fresh_database(base_url: str, suffix: str = "loadtest") -> str:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = with_database(base_url, name)
     manage(url, "migrate", "--noinput", "-v0")
+    manage(url, "createcachetable")  # the cache that rate limits count in (settings.CACHES)
     return url
 
 

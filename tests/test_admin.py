@@ -1,6 +1,8 @@
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import LedgerEntry
@@ -34,20 +36,31 @@ class AdminTests(JointAccountTestCase):
         entry.refresh_from_db()
         self.assertEqual(entry.amount, Decimal("1000.00"))
 
-    def test_the_balance_is_read_only_and_renaming_keeps_it(self):
+    def test_the_balance_is_read_only_and_renaming_never_writes_it(self):
         url = reverse("admin:accounts_account_change", args=[self.account.pk])
-        stale_form = self.client.get(url)  # noqa: F841 - the admin has the page open...
-        self.account.deposit(Decimal("5.00"), by=self.bob)  # ...while a holder deposits
         data = {
             "name": "Home",
             "balance": "0.00",
             "memberships-TOTAL_FORMS": "0",
             "memberships-INITIAL_FORMS": "0",
         }
-        response = self.client.post(url, data)
+        with CaptureQueriesContext(connection) as queries:
+            response = self.client.post(url, data)
         self.assertEqual(response.status_code, 302)
         self.account.refresh_from_db()
-        self.assertEqual((self.account.name, self.account.balance), ("Home", Decimal("1005.00")))
+        self.assertEqual((self.account.name, self.account.balance), ("Home", Decimal("1000.00")))
+        # The save names only the name: a balance the form read a moment ago is never written
+        # back over a deposit that committed meanwhile.
+        updates = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "accounts_account"')]
+        self.assertEqual(len(updates), 1)
+        self.assertNotIn('"balance"', updates[0])
+
+    def test_memberships_and_invitations_cannot_be_edited(self):
+        # Saving a form's stale copy could undo a leave or an accept that committed meanwhile.
+        membership = self.account.memberships.get(user=self.bob)
+        url = reverse("admin:accounts_membership_change", args=[membership.pk])
+        self.client.post(url, {"_save": "Save"})
+        self.assertFalse(self.client.get(url).context["has_change_permission"])
 
     def test_a_correction_goes_through_the_ledger(self):
         url = reverse("admin:accounts_account_correct", args=[self.account.pk])

@@ -120,7 +120,14 @@ class AuthorizationMatrixTests(JointAccountTestCase):
                 with self.subTest(url=url, method=method):
                     response = self.request(method, url, {})
                     self.assertEqual(response.status_code, 302)
-                    self.assertEqual(response["Location"], f"{login}?next={url}")
+                    # After signing in, a GET comes back to its URL; a form sent while signed
+                    # out comes back to the page it was on (its Referer), else to the start.
+                    back = url if method == "get" else "/"
+                    self.assertEqual(response["Location"], f"{login}?next={back}")
+                    if method == "post":
+                        page = "http://testserver/accounts/"
+                        response = self.request(method, url, {}, HTTP_REFERER=page)
+                        self.assertEqual(response["Location"], f"{login}?next=/accounts/")
 
                     # HTMX: back to the page the request came from, not to the fragment.
                     page = "http://testserver/accounts/"

@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from accounts.models import Account, LedgerEntry
 from tests.base import PASSWORD, make_user
-from tests.test_browser import CHROMIUM, launch
+from tests.browser import CHROMIUM, launch
 
 
 class MoneyBrowserTests(StaticLiveServerTestCase):

@@ -11,7 +11,7 @@ from django.core import mail
 
 from accounts.models import Account
 from tests.base import PASSWORD, make_user
-from tests.test_browser import CHROMIUM, launch
+from tests.browser import CHROMIUM, launch
 
 
 class SharingInTheBrowserTests(StaticLiveServerTestCase):

@@ -101,6 +101,7 @@ class InviteTests(InvitationTestCase):
             "@example.com",
             "a b@example.com",
             "x" * 250 + "@example.com",
+            "İ" * 130 + "@example.com",  # 142 characters, 272 once lower-cased
         ):
             for headers in (HX, {}):
                 with self.subTest(email=email, htmx=bool(headers)):

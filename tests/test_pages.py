@@ -29,6 +29,12 @@ class AccountListTests(JointAccountTestCase):
         account = Account.objects.get(name="Holiday")
         self.assertEqual(response["HX-Redirect"], reverse("accounts:detail", args=[account.pk]))
 
+    def test_a_name_with_control_characters_is_a_422(self):
+        for name in ("Trip\nBcc: eve@example.com", "Tab\there", "bell\x07"):
+            response = self.client.post(reverse("accounts:create"), {"name": name}, **HX)
+            self.assertContains(response, "Use letters, digits", status_code=422)
+        self.assertEqual(Account.objects.count(), 1)
+
     def test_a_blank_name_is_a_422(self):
         for headers in (HX, {}):
             response = self.client.post(reverse("accounts:create"), {"name": "  "}, **headers)

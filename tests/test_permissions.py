@@ -29,6 +29,34 @@ class PermissionTests(JointAccountTestCase):
         login = reverse("account_login")
         self.assertEqual(response["HX-Redirect"], f"{login}?next=/accounts/{self.account.pk}/")
 
+    def test_a_malformed_current_url_header_still_redirects(self):
+        self.client.logout()
+        response = self.client.get(
+            self.url("balance"), HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="http://["
+        )
+        login = reverse("account_login")
+        self.assertEqual(response["HX-Redirect"], f"{login}?next={self.url('balance')}")
+
+    def test_a_form_sent_after_the_session_ended_comes_back_to_its_page(self):
+        self.client.logout()
+        page = "http://testserver" + self.url("detail")
+        response = self.client.post(self.url("deposit"), {"amount": "5"}, HTTP_REFERER=page)
+        login = reverse("account_login")
+        self.assertEqual(response["Location"], f"{login}?next={self.url('detail')}")
+        foreign = self.client.post(
+            self.url("deposit"), {"amount": "5"}, HTTP_REFERER="https://evil.example/x"
+        )
+        self.assertEqual(foreign["Location"], f"{login}?next=/")
+
+    def test_a_stale_htmx_page_reloads_on_404_and_403(self):
+        self.client.force_login(self.carol)  # e.g. she left the account in another tab
+        response = self.client.get(self.url("balance"), HTTP_HX_REQUEST="true")
+        self.assertEqual((response.status_code, response["HX-Refresh"]), (404, "true"))
+        client = Client(enforce_csrf_checks=True)  # e.g. the CSRF token rotated meanwhile
+        client.force_login(self.alice)
+        response = client.post(self.url("deposit"), {"amount": "1"}, HTTP_HX_REQUEST="true")
+        self.assertEqual((response.status_code, response["HX-Refresh"]), (403, "true"))
+
     def test_the_home_page_goes_to_the_accounts(self):
         self.assertRedirects(self.client.get("/"), reverse("accounts:list"))
 

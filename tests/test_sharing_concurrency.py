@@ -141,3 +141,27 @@ class ChangeBehindMembershipChangeTests(TransactionTestCase):
         self.assertEqual(outcome, "AccountClosed")
         account.refresh_from_db()
         self.assertEqual((account.balance, account.entries.count()), (Decimal("0.00"), 0))
+
+    def test_two_holders_leaving_at_once_leave_one_holder(self):
+        self.account.add_holder(self.bob)
+        account = self.account
+
+        outcomes = at_once(
+            lambda: Account(pk=account.pk).leave(by=self.alice),
+            lambda: Account(pk=account.pk).leave(by=self.bob),
+        )
+
+        self.assertEqual(sorted(outcomes), ["LastHolder", "ok"])
+        self.assertEqual(account.memberships.current().count(), 1)
+
+    def test_a_close_waiting_behind_a_deposit_sees_the_money(self):
+        account = self.account
+
+        outcome = behind_a_held_lock(
+            lambda: Account(pk=account.pk).deposit(Decimal("5.00"), by=self.alice),
+            lambda: Account(pk=account.pk).close(by=self.alice),
+        )
+
+        self.assertEqual(outcome, "BalanceNotZero")
+        account.refresh_from_db()
+        self.assertEqual((account.balance, account.closed_at), (Decimal("5.00"), None))

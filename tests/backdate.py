@@ -1,0 +1,24 @@
+"""Give test ledgers a past: entries are written through the locked methods (now), then dated
+back here. The ledger is append-only (a trigger refuses UPDATE), so this switches the trigger off
+inside one transaction (DDL is transactional: no other session sees it off), moves the dates and
+re-chains the account's hashes, so that `verify_ledger` still finds the ledger intact."""
+
+from django.db import connection, transaction
+
+from accounts.models import GENESIS_HASH, Account, LedgerEntry, chain_hash
+
+
+def backdate(account: Account, dates: dict) -> None:
+    """`dates` maps ledger entry ids to their new created_at."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        # ALTER TABLE refuses while the transaction has deferred foreign-key checks pending.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("ALTER TABLE accounts_ledgerentry DISABLE TRIGGER ledger_append_only")
+        for pk, when in dates.items():
+            LedgerEntry.objects.filter(pk=pk, account=account).update(created_at=when)
+        previous = GENESIS_HASH
+        for entry in account.entries.order_by("seq"):
+            previous = chain_hash(entry, previous)
+            LedgerEntry.objects.filter(pk=entry.pk).update(hash=previous)
+        Account.objects.filter(pk=account.pk).update(last_hash=previous)
+        cursor.execute("ALTER TABLE accounts_ledgerentry ENABLE TRIGGER ledger_append_only")

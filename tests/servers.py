@@ -1,0 +1,131 @@
+"""Real server processes (gunicorn) on the test database, and a tiny browser-less client."""
+
+import http.cookiejar
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+def shared_database_url() -> str:
+    """The URL of the database this test runs on (test_jointbank), for other processes."""
+    s = connection.settings_dict
+    host = urllib.parse.quote(s["HOST"], safe="") if s["HOST"] else ""
+    return f"postgres://{s['USER']}@{host}:{s['PORT']}/{s['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(**env):
+    """A gunicorn process serving jointbank on the test database; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(GUNICORN), "jointbank.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": shared_database_url(),
+            "DJANGO_DEBUG": "1",
+            "JOINTBANK_REQUEST_LOG_LEVEL": "WARNING",
+            **env,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=2)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(process.stderr.read().decode()) from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stderr.close()
+
+
+class Visitor:
+    """Cookies, CSRF tokens and form posts: what a browser does with a sign-in form.
+
+    Every request names the site as `host`, as a reverse proxy in front of several server
+    processes passes on the public host name (allauth's per-address limits key on it).
+    """
+
+    def __init__(self, base_url: str, host: str = "localhost"):
+        self.base_url = base_url
+        self.headers = {"Host": host}
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        return self._open(urllib.request.Request(self.base_url + path, headers=self.headers))
+
+    def post_form(self, path: str, data: dict) -> tuple[int, str]:
+        """GET the form for its CSRF token, then POST it like a browser would."""
+        _, page = self.get(path)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, **data}).encode()
+        request = urllib.request.Request(
+            self.base_url + path, data=body, headers={**self.headers, "Referer": path}
+        )
+        return self._open(request)
+
+    def _open(self, request) -> tuple[int, str]:
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+
+@contextmanager
+def redis_server():
+    """A throwaway redis-server on a free port, nothing saved to disk; yields its URL."""
+    redis = shutil.which("redis-server")
+    if redis is None:
+        raise unittest.SkipTest("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

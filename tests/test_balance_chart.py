@@ -1,0 +1,116 @@
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
+from accounts.chart import CLOSING_BALANCES, DAYS, balance_chart, closing_balances
+from accounts.management.commands.verify_ledger import check_ledger
+from accounts.models import Account
+from tests.backdate import backdate
+from tests.base import JointAccountTestCase
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+def days_ago(n: int, hour: int = 12):
+    day = timezone.localdate() - timedelta(days=n)
+    return timezone.make_aware(datetime.combine(day, time(hour)))
+
+
+class ClosingBalanceTests(JointAccountTestCase):
+    @classmethod
+    def setUpTestData(cls):
+        super().setUpTestData()
+        dates = {entry.pk: days_ago(120) for entry in cls.account.entries.all()}  # the $1000.00
+        for n, hour, kind, amount in [
+            (10, 9, "deposit", "50.00"),
+            (10, 17, "withdraw", "20.00"),  # closes the day at 1030.00
+            (2, 23, "deposit", "5.00"),  # 23:00 still belongs to that day
+        ]:
+            entry = getattr(cls.account, kind)(Decimal(amount), by=cls.bob)
+            dates[entry.pk] = days_ago(n, hour)
+        backdate(cls.account, dates)
+
+    def test_it_gives_each_days_closing_balance_carrying_quiet_days_forward(self):
+        points = dict(closing_balances(self.account))
+        today = timezone.localdate()
+        self.assertEqual(len(points), DAYS)
+        self.assertEqual(min(points), today - timedelta(days=DAYS - 1))
+        self.assertEqual(points[today - timedelta(days=DAYS - 1)], Decimal("1000.00"))
+        self.assertEqual(points[today - timedelta(days=11)], Decimal("1000.00"))
+        self.assertEqual(points[today - timedelta(days=10)], Decimal("1030.00"))
+        self.assertEqual(points[today - timedelta(days=3)], Decimal("1030.00"))
+        self.assertEqual(points[today - timedelta(days=2)], Decimal("1035.00"))
+        self.assertEqual(points[today], Decimal("1035.00"))
+
+    def test_the_dated_back_ledger_still_verifies(self):
+        self.account.refresh_from_db()
+        self.assertEqual(check_ledger(self.account), (4, None))
+
+    def test_it_takes_one_query(self):
+        with self.assertNumQueries(1):
+            balance_chart(self.account)
+
+    def test_it_reads_the_ledger_through_the_account_time_index(self):
+        # One backward index step per day instead of reading the account's whole ledger.
+        # (With seqscan off the planner shows which index it would use on a big table.)
+        today = timezone.localdate()
+        params = {
+            "account": self.account.pk,
+            "zone": "UTC",
+            "first": today - timedelta(days=DAYS - 1),
+            "last": today,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN " + CLOSING_BALANCES, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        # Each day: LIMIT 1 off a backward index scan; at most an incremental sort of entries
+        # with the very same created_at (for the id tie-break), never a sort of the ledger.
+        self.assertIn("Index Scan Backward using ledger_account_created", plan)
+        self.assertNotIn("Seq Scan", plan)
+        self.assertNotRegex(plan, r"->  Sort .*\n *Sort Key: entry")
+
+    def test_the_chart_describes_itself_for_screen_readers(self):
+        chart = balance_chart(self.account)
+        self.assertIn("$1,000.00 at the start, $1,035.00 at the end", chart.description)
+        self.assertIn("lowest $1,000.00", chart.description)
+        self.assertIn("highest $1,035.00", chart.description)
+
+    def test_the_line_rises_with_the_balance(self):
+        chart = balance_chart(self.account)
+        ys = [float(point.split(",")[1]) for point in chart.line[1:].split(" L")]
+        self.assertEqual(len(ys), DAYS)
+        self.assertEqual(ys[0], max(ys))  # SVG y grows downwards: the lowest balance
+        self.assertEqual(ys[-1], min(ys))  # the highest
+
+
+class ChartOnThePageTests(JointAccountTestCase):
+    def test_the_account_page_shows_an_inline_svg_with_title_and_description(self):
+        response = self.client.get(self.url("detail"))
+        self.assertContains(response, '<figure id="balance-chart" class="chart">')
+        self.assertContains(response, 'role="img"')
+        self.assertContains(response, '<title id="balance-chart-title">Balance over the last')
+        self.assertContains(response, "$1,000.00 at the end")
+
+    def test_it_refreshes_with_the_polled_balance(self):
+        etag = self.client.get(self.url("balance"), **HX)["ETag"]
+        self.account.deposit(Decimal("5.00"), by=self.bob)
+        response = self.client.get(self.url("balance"), HTTP_IF_NONE_MATCH=etag, **HX)
+        self.assertContains(
+            response, '<figure id="balance-chart" class="chart" hx-swap-oob="true">'
+        )
+        self.assertContains(response, "$1,005.00 at the end")
+
+    def test_it_refreshes_after_the_holders_own_deposit(self):
+        response = self.client.post(self.url("deposit"), {"amount": "7.00"}, **HX)
+        self.assertContains(response, 'id="balance-chart" class="chart" hx-swap-oob="true"')
+        self.assertContains(response, "$1,007.00 at the end")
+
+    def test_a_new_account_has_no_chart_yet(self):
+        account = Account.open("Empty", by=self.alice)
+        self.assertIsNone(balance_chart(account))
+        response = self.client.get(f"/accounts/{account.pk}/")
+        self.assertContains(response, 'id="balance-chart"')
+        self.assertNotContains(response, "<svg")
