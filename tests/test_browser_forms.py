@@ -28,7 +28,11 @@ class MoneyFormTests(BrowserTestCase):
         for bad in ("12.345", "-5", "1e3", "abc"):
             with self.subTest(amount=bad):
                 page.fill("#deposit-amount", bad)
+                # Mark the form, so the wait below is for the server's new form, not for the
+                # error line the previous subtest left on the page.
+                page.eval_on_selector("#deposit-form", "form => form.dataset.sent = 'yes'")
                 page.click("#deposit-form button")
+                page.wait_for_selector("#deposit-form:not([data-sent])")
                 error = page.wait_for_selector("#deposit-error")
                 self.assertEqual(error.inner_text(), AMOUNT_RULES)
                 self.assertEqual(page.get_attribute("#deposit-amount", "aria-invalid"), "true")
