@@ -77,10 +77,12 @@ chaos-ci:
 BENCH_WORKERS ?= 4
 BENCH_CLIENTS ?= 16
 BENCH_SECONDS ?= 20
+# BENCH_HOT_ONLY=1: only the hot-account rows, not written to the docs (for quick iterations).
+BENCH_HOT_ONLY ?=
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(WITH_DB) $(PY) -m loadtest bench --workers $(BENCH_WORKERS) --clients $(BENCH_CLIENTS) \
-	  --seconds $(BENCH_SECONDS) --write docs/benchmarks.md
+	  --seconds $(BENCH_SECONDS) --write docs/benchmarks.md $(if $(BENCH_HOT_ONLY),--hot-only)
 
 clean:
 	-$(PY) -m jointbank.embedded_db stop

@@ -34,6 +34,11 @@ def main(argv=None) -> int:
     bench.add_argument("--clients", type=int, default=16)
     bench.add_argument("--workers", type=int, default=4)
     bench.add_argument("--write", help="append the results to this Markdown file")
+    bench.add_argument(
+        "--hot-only",
+        action="store_true",
+        help="only the three hot-account rows, for quick iterations (never written to --write)",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "chaos":

@@ -63,6 +63,9 @@ class Bench:
         with stack.servers(self.database_url, 1, workers, app="loadtest.naive_wsgi") as [server]:
             self.hot("naive", server, self.fixture["hot"]["naive"])
         self.pgbench("hot", self.fixture["hot"]["pgbench"], 1, self.fixture["user"])
+        if self.args.hot_only:
+            self.print_table(time.monotonic() - began)
+            return 0
         with stack.servers(self.database_url, 1, workers) as [server]:
             first, count = self.fixture["spread"]
             self.spread(server, first, count)
@@ -320,7 +323,7 @@ class Bench:
         lines.append(f"| hot locked p99 at {self.args.clients} clients | {p99} ms | ≤ 50 ms |")
         table = "\n".join(lines)
         print("\n" + table)
-        if self.args.write:
+        if self.args.write and not self.args.hot_only:
             _write_between_markers(Path(self.args.write), table)
             print(f"\nwritten to {self.args.write}")
 
