@@ -269,13 +269,14 @@ class Account(models.Model):
     def _change_balance(self, kind, amount, by, by_staff, key) -> "LedgerEntry":
         """Apply one deposit or withdrawal; with an idempotency key, at most once."""
         amount, key = _checked_amount(amount), _checked_key(key)
+        writable = self._writable_row(by, by_staff, key)  # built before the lock is taken
         try:
             with money_transaction():
                 # Lock the row and re-read the balance under the lock: two holders acting at
                 # once on different processes would otherwise both start from the same old
                 # balance and one change would be lost. Held until COMMIT: keep this short.
                 locked = Account.objects.select_for_update(no_key=True).get(pk=self.pk)
-                entry = locked._append_if_allowed(kind, amount, by, by_staff, key)
+                entry = locked._append_if_allowed(kind, amount, by, key, writable)
                 if entry is None:  # refused or replayed: the checks one by one say which
                     locked.check_can_write(by, by_staff=by_staff)
                     entry = _replay(key, locked, kind, amount) or locked._append(
@@ -340,12 +341,23 @@ class Account(models.Model):
         entry.save(force_insert=True)
         return entry
 
-    def _append_if_allowed(self, kind, amount, by, by_staff, key) -> "LedgerEntry | None":
+    def _writable_row(self, by, by_staff, key) -> models.QuerySet:
+        """This account's row if `by` holds it (or is staff) and `key` was never used; no row
+        otherwise. The WHERE of `_append_if_allowed`'s UPDATE."""
+        row = Account.objects.filter(pk=self.pk)
+        if not by_staff:
+            row = row.filter(Exists(Membership.objects.current().filter(account=self, user=by)))
+        if key is not None:
+            row = row.exclude(Exists(LedgerEntry.objects.filter(idempotency_key=key)))
+        return row
+
+    def _append_if_allowed(self, kind, amount, by, key, writable) -> "LedgerEntry | None":
         """`_append` for the common deposit or withdrawal, with the holder check and the
-        idempotency-key lookup carried by the UPDATE's WHERE instead of two SELECTs of their
-        own: two round trips fewer while the row is locked. None, with nothing written, if
-        anything is amiss (closed, not a holder, key seen before, funds, limit); the caller
-        then runs the full checks, which say what.
+        idempotency-key lookup carried by the UPDATE's WHERE (`writable`, from
+        `_writable_row`) instead of two SELECTs of their own: two round trips fewer while
+        the row is locked. None, with nothing written, if anything is amiss (closed, not a
+        holder, key seen before, funds, limit); the caller then runs the full checks, which
+        say what.
 
         The caller holds this row's lock. The UPDATE is the first statement after the lock
         was granted, so (READ COMMITTED) it sees every membership and entry committed before
@@ -358,12 +370,7 @@ class Account(models.Model):
             entry = self._next_entry(kind, amount, by, key)
         except MoneyError:
             return None
-        row = Account.objects.filter(pk=self.pk)
-        if not by_staff:
-            row = row.filter(Exists(Membership.objects.current().filter(account=self, user=by)))
-        if key is not None:
-            row = row.exclude(Exists(LedgerEntry.objects.filter(idempotency_key=key)))
-        changed = row.update(
+        changed = writable.update(
             balance=entry.balance_after,
             version=self.version + 1,
             last_seq=entry.seq,
