@@ -371,6 +371,8 @@ class Account(models.Model):
             locked = Account.objects.select_for_update(no_key=True).get(pk=self.pk)
             if locked.closed_at is not None:
                 return None  # closed since the job listed it: it earns nothing any more
+            if period < timezone.localtime(locked.created_at).strftime("%Y-%m"):
+                return None  # a month before the account existed earns nothing
             posting, created = InterestPosting.objects.get_or_create(account=locked, period=period)
             if not created:
                 return None
