@@ -29,7 +29,7 @@ SELECT day::date,
            AND entry.created_at < (day + interval '1 day') AT TIME ZONE %(zone)s
          ORDER BY entry.created_at DESC, entry.id DESC
          LIMIT 1)
-  FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') AS day
+  FROM generate_series(%(first)s::timestamp, %(last)s::timestamp, interval '1 day') AS day
  ORDER BY day
 """
 

@@ -425,6 +425,8 @@ class Account(models.Model):
             locked = Account.objects.select_for_update(no_key=True).get(pk=self.pk)
             if locked.closed_at is not None:
                 return None  # closed since the job listed it: it earns nothing any more
+            if period < timezone.localtime(locked.created_at).strftime("%Y-%m"):
+                return None  # a month before the account existed earns nothing
             posting, created = InterestPosting.objects.get_or_create(account=locked, period=period)
             if not created:
                 return None
@@ -573,11 +575,15 @@ def _replay(key, account, kind, amount, counterparty=None) -> "LedgerEntry | Non
     return entry
 
 
+KEY_CONSTRAINTS = {"ledger_one_entry_per_key", "ledger_one_request_per_key"}
+
+
 def _replay_after_duplicate_key(error, key, account, kind, amount, counterparty=None):
-    """The unique (account, idempotency_key) constraint fired: a writer that did not take the
-    row lock stored the same key first. Answer as the check under the lock would have."""
+    """A unique idempotency-key constraint fired: a writer that did not take this row lock (on
+    this account or another) stored the same key first. Answer as the check under the lock
+    would have: the original entry, or IdempotencyConflict."""
     diag = getattr(error.__cause__, "diag", None)
-    if key is None or getattr(diag, "constraint_name", None) != "ledger_one_entry_per_key":
+    if key is None or getattr(diag, "constraint_name", None) not in KEY_CONSTRAINTS:
         raise error
     entry = _replay(key, account, kind, amount, counterparty)
     if entry is None:
@@ -811,6 +817,14 @@ class LedgerEntry(models.Model):
             # Key first, so that the index also answers "which entry has this key?" alone.
             models.UniqueConstraint(
                 fields=["idempotency_key", "account"], name="ledger_one_entry_per_key"
+            ),
+            # One request, one key, across all accounts: two requests sending one key to two
+            # accounts at the same instant lock different rows, so only the database can stop
+            # the second. A transfer's incoming half carries its request's key too.
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=~Q(kind="transfer_in"),
+                name="ledger_one_request_per_key",
             ),
         ]
         # History pages read "newest first, before id X" for one account: this index answers

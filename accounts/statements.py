@@ -40,8 +40,10 @@ def statement_dates(account, first: str | None, last: str | None) -> tuple[date,
     """The first and last day (inclusive) from the query string; by default from the day the
     account was opened to today."""
     today = timezone.localdate()
-    first_day = _parse("from", first) or timezone.localdate(account.created_at)
-    last_day = _parse("to", last) or max(today, first_day)
+    first_day, last_day = _parse("from", first), _parse("to", last)
+    opened = timezone.localdate(account.created_at)
+    first_day = first_day or (min(opened, last_day) if last_day else opened)
+    last_day = last_day or max(today, first_day)
     if first_day > last_day:
         raise BadDates(f"`from` ({first_day}) is after `to` ({last_day}).")
     return first_day, last_day

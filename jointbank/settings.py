@@ -222,7 +222,14 @@ USE_TZ = True
 # --- Money -------------------------------------------------------------------------------
 JOINTBANK_CURRENCY = env("JOINTBANK_CURRENCY", "USD")
 # Annual interest rate that `post_interest` credits monthly (balance × rate / 12).
-JOINTBANK_INTEREST_RATE = Decimal(env("JOINTBANK_INTEREST_RATE", "0.02"))
+try:
+    JOINTBANK_INTEREST_RATE = Decimal(env("JOINTBANK_INTEREST_RATE", "0.02"))
+except ArithmeticError:  # decimal.InvalidOperation: not a number at all
+    JOINTBANK_INTEREST_RATE = Decimal("NaN")
+if not (JOINTBANK_INTEREST_RATE.is_finite() and 0 <= JOINTBANK_INTEREST_RATE < 1):
+    raise ImproperlyConfigured(
+        "JOINTBANK_INTEREST_RATE must be a yearly rate from 0 to 1, e.g. 0.02."
+    )
 # How long a money transaction waits for an account's row lock, and may run at all, before it
 # gives up and answers 409 "busy, please retry" (PostgreSQL durations: "3s", "500ms").
 JOINTBANK_LOCK_TIMEOUT = env("JOINTBANK_LOCK_TIMEOUT", "3s")
@@ -241,6 +248,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "WARNING")},
     "loggers": {
+        # Django logs every 4xx with its raw path, which can hold a secret (an invitation
+        # token); the JSON request line below already records 4xx, by route. 5xx still log.
+        "django.request": {"level": "ERROR"},
         # One JSON line per request (jointbank/request_log.py).
         "jointbank.requests": {
             "handlers": ["requests"],

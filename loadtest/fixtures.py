@@ -8,10 +8,12 @@ Prints one JSON object: {"password": ..., "users": {email: [account ids]}, "acco
 import json
 import os
 import sys
+from datetime import timedelta
 from decimal import Decimal
 
 PASSWORD = "load-test-pass-2024"  # noqa: S105 - a throwaway database, deleted on the next run
 START_BALANCE = Decimal("50000.00")
+YEAR = timedelta(days=365)
 # Every user holds two of the three accounts, so every account has two holders acting at once.
 ACCOUNTS = {
     "Household": ["alice@example.com", "bob@example.com"],
@@ -27,6 +29,7 @@ def main() -> None:
     django.setup()
     from allauth.account.models import EmailAddress
     from django.contrib.auth import get_user_model
+    from django.utils import timezone
 
     from accounts.models import Account
 
@@ -41,6 +44,9 @@ def main() -> None:
     accounts = []
     for name, holders in ACCOUNTS.items():
         account = Account.open(name, by=users[holders[0]])
+        # Opened a year ago, so the mid-run post_interest for last month applies to them
+        # (a month before an account existed earns nothing).
+        Account.objects.filter(pk=account.pk).update(created_at=timezone.now() - YEAR)
         for email in holders[1:]:
             account.memberships.create(user=users[email])
         account.deposit(START_BALANCE, by=users[holders[0]])

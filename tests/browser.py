@@ -46,11 +46,8 @@ def launch(playwright):
     )
 
 
-class BrowserTestCase(StaticLiveServerTestCase):
-    """alice and bob hold "Household" with $1000.00 (created fresh for every test)."""
-
-    # Console messages a test expects, e.g. the 422 of a bad amount it enters on purpose.
-    expected_console = ()
+class ChromiumTestCase(StaticLiveServerTestCase):
+    """A live server and one Chromium for the whole class (skipped where Chromium is absent)."""
 
     @classmethod
     def setUpClass(cls):
@@ -69,6 +66,13 @@ class BrowserTestCase(StaticLiveServerTestCase):
         cls.browser.close()
         cls.playwright.stop()
         super().tearDownClass()
+
+
+class BrowserTestCase(ChromiumTestCase):
+    """alice and bob hold "Household" with $1000.00 (created fresh for every test)."""
+
+    # Console messages a test expects, e.g. the 422 of a bad amount it enters on purpose.
+    expected_console = ()
 
     def setUp(self):
         cache.clear()  # allauth's rate limits, kept in the cache table between tests

@@ -1,4 +1,4 @@
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -114,3 +114,20 @@ class ChartOnThePageTests(JointAccountTestCase):
         response = self.client.get(f"/accounts/{account.pk}/")
         self.assertContains(response, 'id="balance-chart"')
         self.assertNotContains(response, "<svg")
+
+
+class ClosingBalanceTimeZoneTests(JointAccountTestCase):
+    def test_days_end_at_local_midnight(self):
+        # 03:00 UTC on Jan 2 is 22:00 on Jan 1 in New York: in that zone it closes Jan 1.
+        entry = self.account.deposit(Decimal("5.00"), by=self.bob)
+        backdate(
+            self.account,
+            {
+                self.account.entries.order_by("pk").first().pk: datetime(2025, 12, 1, tzinfo=UTC),
+                entry.pk: datetime(2026, 1, 2, 3, 0, tzinfo=UTC),
+            },
+        )
+        with timezone.override("America/New_York"):
+            points = dict(closing_balances(self.account, today=date(2026, 1, 3)))
+        self.assertEqual(points[date(2025, 12, 31)], Decimal("1000.00"))
+        self.assertEqual(points[date(2026, 1, 1)], Decimal("1005.00"))

@@ -1,36 +1,17 @@
 """Transfers, double clicks and a busy account in real Chromium."""
 
-import os
 import threading
-import unittest
 from decimal import Decimal
 
-from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.db import connections, transaction
 from django.test import override_settings
 
 from accounts.models import Account, LedgerEntry
 from tests.base import PASSWORD, make_user
-from tests.browser import CHROMIUM, launch
+from tests.browser import ChromiumTestCase
 
 
-class MoneyBrowserTests(StaticLiveServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        if not os.path.exists(CHROMIUM):
-            raise unittest.SkipTest("Chromium is not installed: browser tests skipped")
-        super().setUpClass()
-        from playwright.sync_api import sync_playwright
-
-        cls.playwright = sync_playwright().start()
-        cls.browser = launch(cls.playwright)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.browser.close()
-        cls.playwright.stop()
-        super().tearDownClass()
-
+class MoneyBrowserTests(ChromiumTestCase):
     def setUp(self):
         self.alice = make_user("alice@example.com")
         self.account = Account.open("Household", by=self.alice)

@@ -1,36 +1,17 @@
 """The whole sharing story in real Chromium: alice alone → alice invites bob → bob signs in
 from the e-mailed link and accepts → bob leaves → alice empties and closes the account."""
 
-import os
 import re
-import unittest
 from decimal import Decimal
 
-from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core import mail
 
 from accounts.models import Account
 from tests.base import PASSWORD, make_user
-from tests.browser import CHROMIUM, launch
+from tests.browser import ChromiumTestCase
 
 
-class SharingInTheBrowserTests(StaticLiveServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        if not os.path.exists(CHROMIUM):
-            raise unittest.SkipTest("Chromium is not installed: browser tests skipped")
-        super().setUpClass()
-        from playwright.sync_api import sync_playwright
-
-        cls.playwright = sync_playwright().start()
-        cls.browser = launch(cls.playwright)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.browser.close()
-        cls.playwright.stop()
-        super().tearDownClass()
-
+class SharingInTheBrowserTests(ChromiumTestCase):
     def setUp(self):
         self.alice = make_user("alice@example.com")
         self.bob = make_user("bob@example.com")

@@ -180,3 +180,24 @@ class IdempotencyTests(JointAccountTestCase):
             with self.assertRaises(IdempotencyConflict):
                 self.account.deposit(Decimal("8.00"), by=self.bob, idempotency_key=self.key)
         self.assertEqual(self.balance(), Decimal("1007.00"))
+
+    def test_one_key_sent_to_two_accounts_at_once_is_applied_once(self):
+        # Two requests with one key on two accounts lock different rows, so neither sees the
+        # other under its lock (the blind first replay stands in for that instant); the
+        # database's one-request-per-key constraint refuses the second, which answers 409.
+        savings = Account.open("Savings", by=self.alice)
+        self.account.deposit(Decimal("7.00"), by=self.alice, idempotency_key=self.key)
+        real_replay = models._replay
+        calls = []
+
+        def replay_blind_once(*args, **kwargs):
+            calls.append(args)
+            return None if len(calls) == 1 else real_replay(*args, **kwargs)
+
+        with (
+            mock.patch.object(models, "_replay", replay_blind_once),
+            self.assertRaises(IdempotencyConflict),
+        ):
+            savings.deposit(Decimal("7.00"), by=self.alice, idempotency_key=self.key)
+        self.assertFalse(savings.entries.exists())
+        self.assertEqual(LedgerEntry.objects.filter(idempotency_key=self.key).count(), 1)

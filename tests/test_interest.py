@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -17,6 +18,10 @@ from tests.base import JointAccountTestCase, make_user
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The test accounts are dated back to this, so the months the tests post for are after it.
+OPENED = datetime(2025, 12, 15, tzinfo=UTC)
+
+
 def post_interest(period="2026-01"):
     out = StringIO()
     call_command("post_interest", period=period, stdout=out)
@@ -25,6 +30,11 @@ def post_interest(period="2026-01"):
 
 @override_settings(JOINTBANK_INTEREST_RATE=Decimal("0.02"))
 class PostInterestTests(JointAccountTestCase):
+    @classmethod
+    def setUpTestData(cls):
+        super().setUpTestData()
+        Account.objects.filter(pk=cls.account.pk).update(created_at=OPENED)
+
     def interest_entries(self):
         return self.account.entries.filter(kind=LedgerEntry.Kind.INTEREST)
 
@@ -66,6 +76,7 @@ class PostInterestTests(JointAccountTestCase):
             if Decimal(balance):
                 account.deposit(Decimal(balance), by=self.alice)
             accounts[balance] = account
+        Account.objects.update(created_at=OPENED)
 
         post_interest()
 
@@ -76,6 +87,13 @@ class PostInterestTests(JointAccountTestCase):
                 self.assertEqual(amounts, [expected] if expected else [])
                 # A skipped month is still marked done, so a later re-run stays a no-op.
                 self.assertTrue(accounts[balance].interest_postings.filter(period="2026-01"))
+
+    def test_no_interest_for_a_month_before_the_account_was_opened(self):
+        for period in ("2025-11", "1999-01", "0001-01"):
+            self.assertIn("posted to 0 accounts", post_interest(period))
+        self.assertFalse(self.interest_entries().exists())
+        self.assertEqual(self.balance(), Decimal("1000.00"))
+        self.assertIn("posted to 1 accounts", post_interest("2025-12"))  # the opening month
 
     def test_a_closed_account_earns_nothing_and_is_not_marked(self):
         closed = Account.open("Closed", by=self.carol)
@@ -109,6 +127,7 @@ class OverlappingInterestRunsTests(TransactionTestCase):
         alice = make_user("alice@example.com")
         for number in range(self.ACCOUNTS):
             Account.open(f"Account {number}", by=alice).deposit(Decimal("1000.00"), by=alice)
+        Account.objects.update(created_at=OPENED)
 
     def test_two_runs_at_once_post_each_account_once(self):
         env = {

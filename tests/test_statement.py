@@ -94,6 +94,11 @@ class StatementTests(JointAccountTestCase):
         self.assertIn("-2026-01-01-to-", response["Content-Disposition"])
         self.assertEqual(len(self.rows(response)), 1 + 4 + 2)
 
+    def test_only_a_to_before_the_opening_is_a_range_of_that_one_day(self):
+        response = self.get(to="2020-01-01")
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("-2020-01-01-to-2020-01-01", response["Content-Disposition"])
+
     def test_a_range_without_entries_still_has_the_balances(self):
         rows = self.rows(self.get(**{"from": "2026-01-25", "to": "2026-01-26"}))
         self.assertEqual(

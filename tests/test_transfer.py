@@ -99,6 +99,15 @@ class TransferTests(JointAccountTestCase):
         self.assertEqual(self.balance(), Decimal("1000.00"))
         self.assertEqual(LedgerEntry.objects.count(), self.entries)
 
+    def test_a_target_closed_meanwhile_shows_why_without_javascript(self):
+        # The page no longer offers a closed target, so the form is shown for its error alone.
+        self.savings.withdraw(Decimal("50.00"), by=self.alice)
+        self.savings.close(by=self.alice)
+        response = self.transfer(headers={})
+        self.assertContains(response, 'id="transfer-form"', status_code=409)
+        self.assertContains(response, "was closed on", status_code=409)
+        self.assertEqual(self.balances()[0], Decimal("1000.00"))
+
     def test_a_source_the_user_does_not_hold_is_a_404(self):
         self.client.force_login(self.carol)
         self.assertEqual(self.transfer().status_code, 404)
