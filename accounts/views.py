@@ -457,26 +457,25 @@ def invitation(request: HttpRequest, invitation_pk: int, token: str) -> HttpResp
 @login_required
 @require_POST
 def accept(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
-    invitation = _get_invitation(invitation_pk, token)
-    if invitation is None:
-        return _invitation_page(request, None, token)
-    try:
-        invitation.accept(request.user)
-    except AccountError as error:
-        return _invitation_page(request, invitation, token, error, _refusal_status(error))
-    message = f"You are now a holder of {invitation.account.name}."
-    return _done(request, reverse("accounts:detail", args=[invitation.account_id]), message)
+    return _answer_invitation(request, invitation_pk, token, accepting=True)
 
 
 @login_required
 @require_POST
 def decline(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+    return _answer_invitation(request, invitation_pk, token, accepting=False)
+
+
+def _answer_invitation(request, invitation_pk, token, *, accepting: bool) -> HttpResponse:
     invitation = _get_invitation(invitation_pk, token)
     if invitation is None:
         return _invitation_page(request, None, token)
     try:
-        invitation.decline(request.user)
+        (invitation.accept if accepting else invitation.decline)(request.user)
     except AccountError as error:
         return _invitation_page(request, invitation, token, error, _refusal_status(error))
-    message = f"You declined the invitation to {invitation.account.name}."
-    return _done(request, reverse("accounts:list"), message)
+    name = invitation.account.name
+    if accepting:
+        url = reverse("accounts:detail", args=[invitation.account_id])
+        return _done(request, url, f"You are now a holder of {name}.")
+    return _done(request, reverse("accounts:list"), f"You declined the invitation to {name}.")
