@@ -103,16 +103,25 @@ if not DATABASE_URL:
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 }
+DATABASE_OPTIONS = DATABASES["default"].setdefault("OPTIONS", {})
 # A database host that drops packets must not hang requests (and /healthz) for minutes.
-DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+DATABASE_OPTIONS.setdefault("connect_timeout", 5)
 # Behind PgBouncer in transaction mode a server connection is ours only for one transaction,
 # so no server-side cursors (they outlive it). Django already leaves psycopg's prepared
 # statements off. See docs/deploy.md.
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("JOINTBANK_PGBOUNCER", False)
 # A worker stuck inside a transaction (a bug, a hung call) would hold its row locks for ever;
 # PostgreSQL ends such a session after this long idle in a transaction, releasing them.
-DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-    "-c idle_in_transaction_session_timeout=" + env("JOINTBANK_IDLE_IN_TRANSACTION_TIMEOUT", "30s")
+# Added to any `options` DATABASE_URL brings, not in place of them.
+DATABASE_OPTIONS["options"] = " ".join(
+    filter(
+        None,
+        [
+            DATABASE_OPTIONS.get("options"),
+            "-c idle_in_transaction_session_timeout="
+            + env("JOINTBANK_IDLE_IN_TRANSACTION_TIMEOUT", "30s"),
+        ],
+    )
 )
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
