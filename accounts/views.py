@@ -330,6 +330,15 @@ def _sharing_response(request, account, status=200, invite_form=None, **extra):
     return render(request, PAGE, context, status=status)
 
 
+def _sharing_done(request, account, message: str) -> HttpResponse:
+    """After an invite or a revoke: the refreshed section saying so (HTMX), else back to the
+    page with the message."""
+    if request.htmx:
+        return _sharing_response(request, account, sent=message)
+    messages.success(request, message)
+    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+
+
 def _done(request, url: str, message: str) -> HttpResponse:
     messages.success(request, message)
     return HttpResponseClientRedirect(url) if request.htmx else HttpResponseSeeOther(url)
@@ -356,10 +365,7 @@ def invite(request: HttpRequest, pk: int) -> HttpResponse:
     # logged, it does not turn into an error page for an invitation that was saved.
     transaction.on_commit(lambda: send_invitation(invitation, link), robust=True)
     sent = f"Invitation sent to {email}. It expires in {Invitation.LIFETIME.days} days."
-    if request.htmx:
-        return _sharing_response(request, account, sent=sent)
-    messages.success(request, sent)
-    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+    return _sharing_done(request, account, sent)
 
 
 @login_required
@@ -375,10 +381,7 @@ def revoke(request: HttpRequest, pk: int, invitation_pk: int) -> HttpResponse:
         status = 409 if isinstance(error, InvitationNotPending) else _refusal_status(error)
         return _sharing_response(request, account, status, refused=error)
     revoked = f"The invitation to {invitation.email} is revoked; its link no longer works."
-    if request.htmx:
-        return _sharing_response(request, account, sent=revoked)
-    messages.success(request, revoked)
-    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+    return _sharing_done(request, account, revoked)
 
 
 @login_required
