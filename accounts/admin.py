@@ -1,14 +1,75 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from .errors import AccountBusy, AccountError
+from .formatting import money
 from .forms import AmountForm
-from .models import Account, AccountError, Invitation, LedgerEntry, Membership
-from .templatetags.money import money
+from .models import Account, Invitation, LedgerEntry, Membership
+
+
+def busy_response(request: HttpRequest, model_admin: admin.ModelAdmin, error: AccountBusy):
+    """409 with Retry-After: an account's lock was not granted in time and the whole request,
+    rolled back, wrote nothing. Sending it again (the browser's back button, then the same
+    form) is safe."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": "Account busy",
+        "message": str(error),
+    }
+    response = TemplateResponse(request, "admin/accounts/busy.html", context, status=409)
+    response["Retry-After"] = "1"
+    return response
+
+
+def apply_to_each(request, model_admin, queryset, change, done: str) -> None:
+    """An admin action: `change` each selected row, which locks its account. A refusal is
+    reported for its row and the others go ahead; a busy account undoes them all
+    (AccountBusy goes up to AnswersBusy, which answers 409), so the action can simply be run
+    again."""
+    outcomes = []
+    with transaction.atomic():
+        # Account order: the locks are held until the end, and one order cannot deadlock.
+        for row in queryset.order_by("account_id", "pk"):
+            try:
+                change(row)
+            except AccountBusy:
+                raise
+            except AccountError as error:
+                outcomes.append((f"{row}: {error}", messages.ERROR))
+            else:
+                outcomes.append((f"{row}: {done}", messages.SUCCESS))
+    # Only once committed: a rolled-back action must not leave "done" messages behind.
+    for message, level in outcomes:
+        model_admin.message_user(request, message, level)
+
+
+class AnswersBusy(admin.ModelAdmin):
+    """The add/change pages and the actions (run from the list page) of a model whose saves
+    lock an account: a lock not granted in time answers 409, with nothing written."""
+
+    def changeform_view(self, request, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except AccountBusy as error:  # raised inside the admin's transaction: rolled back
+            return busy_response(request, self, error)
+
+    def changelist_view(self, request, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changelist_view(request, *args, **kwargs)
+        except AccountBusy as error:  # actions run in one transaction: rolled back
+            return busy_response(request, self, error)
 
 
 class MembershipInline(admin.TabularInline):
@@ -86,10 +147,13 @@ class AccountAdmin(admin.ModelAdmin):
         if form.is_valid():
             kind, amount = form.cleaned_data["kind"], form.cleaned_data["amount"]
             key = form.cleaned_data["idempotency_key"]
+            change = account.deposit if kind == "deposit" else account.withdraw
             try:
-                getattr(account, kind)(amount, by=request.user, by_staff=True, idempotency_key=key)
+                change(amount, by=request.user, by_staff=True, idempotency_key=key)
+            except AccountBusy as error:
+                return busy_response(request, self, error)
             except AccountError as error:
-                form.add_error("amount", str(error))
+                form.add_error(error.field, str(error))
             else:
                 self.message_user(
                     request, f"{kind.title()} of {money(amount)} recorded.", messages.SUCCESS
@@ -119,16 +183,20 @@ class AddHolderForm(forms.ModelForm):
         if account and user:
             # The admin validates and saves in one transaction, so this lock is held until
             # the membership is saved: the same locked check-and-add as accepting an invitation
-            # (closed account, already a holder, holder limit).
+            # (closed account, already a holder, holder limit). AccountBusy goes up to
+            # AnswersBusy, which answers 409.
             try:
-                account.locked().check_can_add_holder(user)
+                with account.lock() as locked:
+                    locked.check_can_add_holder(user)
+            except AccountBusy:
+                raise
             except AccountError as error:
                 raise ValidationError(str(error)) from error
         return cleaned
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AnswersBusy):
     """Staff add holders here and end memberships with the action; rows are never edited or
     deleted, so the record of who held which account when stays complete."""
 
@@ -160,17 +228,18 @@ class MembershipAdmin(admin.ModelAdmin):
 
     @admin.action(description="End the selected memberships (the holder leaves the account)")
     def end_memberships(self, request, queryset):
-        for membership in queryset.filter(left_at__isnull=True).select_related("account", "user"):
-            try:
-                membership.account.leave(by=membership.user)
-            except AccountError as error:
-                self.message_user(request, f"{membership}: {error}", messages.ERROR)
-            else:
-                self.message_user(request, f"{membership}: membership ended.", messages.SUCCESS)
+        current = queryset.filter(left_at__isnull=True).select_related("account", "user")
+        apply_to_each(
+            request,
+            self,
+            current,
+            lambda membership: membership.account.leave(by=membership.user),
+            "membership ended.",
+        )
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(AnswersBusy):
     """Invitations are created and answered by holders and invitees; staff can look and
     revoke. The token itself is never stored, only its hash, which is not shown."""
 
@@ -195,13 +264,15 @@ class InvitationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected pending invitations")
     def revoke(self, request, queryset):
-        for invitation in queryset.select_related("account"):
-            try:
-                invitation.account.revoke(invitation, by=request.user, by_staff=True)
-            except AccountError as error:
-                self.message_user(request, f"{invitation}: {error}", messages.ERROR)
-            else:
-                self.message_user(request, f"{invitation}: revoked.", messages.SUCCESS)
+        apply_to_each(
+            request,
+            self,
+            queryset.select_related("account"),
+            lambda invitation: invitation.account.revoke(
+                invitation, by=request.user, by_staff=True
+            ),
+            "revoked.",
+        )
 
 
 @admin.register(LedgerEntry)

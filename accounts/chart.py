@@ -16,7 +16,7 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
-from .templatetags.money import money
+from .formatting import money
 
 DAYS = 90
 WIDTH, HEIGHT, MARGIN = 600, 160, 8  # the SVG's own units; CSS scales it to the page

@@ -1,19 +1,43 @@
-import functools
+from __future__ import annotations
+
 import hashlib
 import hmac
-import random
 import secrets
-import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, models, transaction
-from django.db.models import Exists, Q
-from django.utils import dateformat, timezone
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .errors import (
+    AccountClosed,
+    AlreadyAHolder,
+    AlreadyInvited,
+    BalanceLimitExceeded,
+    BalanceNotZero,
+    HolderLimitReached,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+    InvitationNotPending,
+    LastHolder,
+    NotAHolder,
+    OtherHoldersRemain,
+    SameAccountTransfer,
+    WrongInvitee,
+)
+from .formatting import money
+from .locking import locked_transaction, retry_conflicts
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # The balance column holds up to 999,999,999,999.99.
 BALANCE_DIGITS = 14
@@ -21,199 +45,14 @@ MAX_BALANCE = Decimal("999999999999.99")
 CENT = Decimal("0.01")
 # The "previous hash" of an account's first ledger entry.
 GENESIS_HASH = "0" * 64
-# SQLSTATEs. lock_timeout and statement_timeout expired: someone else holds the account.
-BUSY = {"55P03", "57014"}
-# Serialization failure and deadlock: PostgreSQL rolled the whole transaction back, so running
-# it again from the start is safe.
-RETRYABLE = {"40001", "40P01"}
-ATTEMPTS = 3
 
 
-class AccountError(Exception):
-    """Something the rules of the account do not allow. Nothing was written."""
-
-
-class MoneyError(AccountError):
-    """A balance change that the rules of the account do not allow. Nothing was written."""
-
-
-class InvalidAmount(MoneyError):
-    pass
-
-
-class InsufficientFunds(MoneyError):
-    def __init__(self, balance: Decimal):
-        self.balance = balance
-        super().__init__(f"Insufficient funds: the balance is {balance}.")
-
-
-class BalanceLimitExceeded(MoneyError):
-    def __init__(self, balance: Decimal):
-        self.balance = balance
-        super().__init__(f"This would take the balance above {MAX_BALANCE:,}.")
-
-
-class SameAccountTransfer(MoneyError):
-    def __init__(self):
-        super().__init__("Choose another account: a transfer needs two different accounts.")
-
-
-class AccountBusy(MoneyError):
-    """The row lock was not granted in time (or the transaction ran too long). Nothing was
-    written; the same request, with the same idempotency key, can be sent again."""
-
-    def __init__(self):
-        super().__init__("This account is busy, please retry.")
-
-
-class IdempotencyConflict(MoneyError):
-    """The idempotency key already belongs to a different operation, which was applied."""
-
-    def __init__(self, entry: "LedgerEntry"):
-        self.entry = entry
-        super().__init__(
-            "This form was already used for another operation, which was applied "
-            f"({entry.get_kind_display().lower()} of {entry.amount}). "
-            "Check the history before sending it again."
-        )
-
-
-def _sqlstate(error: Exception) -> str | None:
-    return getattr(error.__cause__, "sqlstate", None)
-
-
-def retry_conflicts(function):
-    """Run a money transaction again when PostgreSQL aborted it as a deadlock or serialization
-    failure, a bounded number of times, then give up with AccountBusy.
-
-    Only the outermost transaction is retried: inside someone else's atomic block the caller's
-    earlier work was rolled back too, so the error must go up to whoever opened the transaction.
-    """
-
-    @functools.wraps(function)
-    def retrying(*args, **kwargs):
-        if connection.in_atomic_block:
-            return function(*args, **kwargs)
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return function(*args, **kwargs)
-            except OperationalError as error:
-                if _sqlstate(error) not in RETRYABLE:
-                    raise
-                if attempt == ATTEMPTS:
-                    raise AccountBusy from error
-                # Random back-off, so the two colliding transactions do not meet again.
-                time.sleep(random.uniform(0, 0.05 * attempt))
-
-    return retrying
-
-
-@contextmanager
-def money_transaction():
-    """transaction.atomic with lock_timeout and statement_timeout for this transaction only:
-    a request that cannot get its row lock in time fails fast with AccountBusy instead of
-    tying up a worker behind someone else's lock."""
-    try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT set_config('lock_timeout', %s, true),"
-                    " set_config('statement_timeout', %s, true)",
-                    [settings.JOINTBANK_LOCK_TIMEOUT, settings.JOINTBANK_STATEMENT_TIMEOUT],
-                )
-            yield
-    except OperationalError as error:
-        if _sqlstate(error) in BUSY:
-            raise AccountBusy from error
-        raise
-
-
-def money_field(**kwargs):
+def money_field(**kwargs: Any) -> models.DecimalField:
     return models.DecimalField(max_digits=BALANCE_DIGITS, decimal_places=2, **kwargs)
 
 
-class AccountClosed(AccountError):
-    def __init__(self, closed_at):
-        self.closed_at = closed_at
-        day = dateformat.format(timezone.localtime(closed_at), "M j, Y")
-        super().__init__(
-            f"This account was closed on {day} and is read-only: nothing can be deposited, "
-            "withdrawn or shared any more."
-        )
-
-
-class NotAHolder(AccountError):
-    def __init__(self):
-        super().__init__("You do not hold this account.")
-
-
-class AlreadyAHolder(AccountError):
-    def __init__(self, email=None):
-        who = email or "This person"
-        super().__init__(f"{who} already holds this account.")
-
-
-class AlreadyInvited(AccountError):
-    def __init__(self, email):
-        super().__init__(f"{email} already has a pending invitation to this account.")
-
-
-class HolderLimitReached(AccountError):
-    def __init__(self, limit):
-        super().__init__(f"An account can have at most {limit} holders; this one is full.")
-
-
-class LastHolder(AccountError):
-    def __init__(self):
-        super().__init__(
-            "You are the only holder, so you cannot leave. Close the account instead "
-            "(its balance must be 0.00 first)."
-        )
-
-
-class OtherHoldersRemain(AccountError):
-    def __init__(self, emails):
-        super().__init__(
-            "Only the last holder can close an account; it is also held by "
-            f"{', '.join(emails)}. They have to leave first."
-        )
-
-
-class BalanceNotZero(AccountError):
-    def __init__(self, balance):
-        self.balance = balance
-        super().__init__(
-            f"Only an account with a balance of 0.00 can be closed; this one holds {balance}. "
-            "Withdraw it first."
-        )
-
-
-class InvitationNotPending(AccountError):
-    WHAT_HAPPENED = {
-        "accepted": "has already been accepted",
-        "declined": "was declined",
-        "revoked": "was withdrawn by a holder of the account",
-        "expired": "has expired (invitations last 7 days)",
-    }
-
-    def __init__(self, state):
-        self.state = state
-        super().__init__(
-            f"This invitation {self.WHAT_HAPPENED[state]}, so it cannot be used any more."
-        )
-
-
-class WrongInvitee(AccountError):
-    def __init__(self, email):
-        self.email = email
-        super().__init__(
-            f"This invitation was sent to {email}, which is not a verified address of the "
-            "account you are signed in with."
-        )
-
-
-class AccountQuerySet(models.QuerySet):
-    def held_by(self, user):
+class AccountQuerySet(models.QuerySet["Account"]):
+    def held_by(self, user: User) -> AccountQuerySet:
         """Accounts the user holds now: one filter() call, so both conditions apply to the
         same membership (a user who left and re-joined has two rows)."""
         return self.filter(memberships__user=user, memberships__left_at__isnull=True)
@@ -231,11 +70,6 @@ class Account(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # Set once by the last holder (Account.close); a closed account is read-only.
     closed_at = models.DateTimeField(null=True, blank=True)
-    # Everyone who ever held the account, former holders included; the current holders are
-    # `memberships.current()` and `Account.objects.held_by(user)`.
-    holders = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="Membership", related_name="joint_accounts"
-    )
 
     objects = AccountQuerySet.as_manager()
 
@@ -246,50 +80,103 @@ class Account(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
+    # --- The lock ------------------------------------------------------------------------
+    # Every path that reads an account and then writes it (a balance change, interest, who
+    # holds it, closing it) first takes this row's lock, here and nowhere else. So they
+    # happen one at a time per account, and what is checked on the locked row ("is this user
+    # still a holder?", "is it open?", "are the funds there?") still holds at COMMIT. The lock
+    # order is always account (both of a transfer in primary-key order), then its invitation
+    # or membership rows, so these paths cannot deadlock one another.
+
+    @contextmanager
+    def lock(self) -> Iterator[Account]:
+        """This account's row, locked until the block ends (in a transaction of its own, or
+        until the caller's transaction ends). Waits at most JOINTBANK_LOCK_TIMEOUT, then
+        AccountBusy with nothing written. Check and write on the row it yields."""
+        with locked_transaction():
+            yield Account._locked_rows(self.pk)[self.pk]
+
     @classmethod
-    def open(cls, name: str, *, by) -> "Account":
+    @contextmanager
+    def lock_both(cls, first: Account, second: Account) -> Iterator[tuple[Account, Account]]:
+        """`lock()` for the two accounts of a transfer, yielded in the order given."""
+        with locked_transaction():
+            rows = cls._locked_rows(first.pk, second.pk)
+            yield rows[first.pk], rows[second.pk]
+
+    @classmethod
+    def _locked_rows(cls, *pks: int) -> dict[int, Account]:
+        # Re-read the rows under their lock: two requests acting at once in different processes
+        # would otherwise both start from the same old balance or holder list, and one change
+        # would be lost. NO KEY: entries, memberships and invitations that reference the row
+        # can still be inserted meanwhile. Held until COMMIT, so keep the locked block short:
+        # no rendering, e-mail or other I/O in it. Several rows are locked in primary-key
+        # order, whichever way the money goes: two opposite transfers then queue on the same
+        # first row instead of each holding one while waiting for the other (a deadlock).
+        rows = cls.objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")
+        locked = {account.pk: account for account in rows}
+        if len(locked) != len(set(pks)):
+            raise cls.DoesNotExist("Every account to lock must exist.")
+        return locked
+
+    def check_can_write(self, by: User, *, by_staff: bool = False) -> None:
+        """Raise unless `by` may change this account now. Call it on the locked row (it reads
+        the memberships after the lock was granted, so a holder who left or a close that
+        committed a moment ago is seen). `by_staff`: staff in the admin (corrections), who
+        need not hold it. Rules for every change go here; rules on the amount, in
+        `_next_entry`."""
+        if self.closed_at is not None:
+            raise AccountClosed(self.closed_at)
+        if not by_staff and not self.memberships.current().filter(user=by).exists():
+            raise NotAHolder()
+
+    # --- Money -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, name: str, *, by: User) -> Account:
         """Open an account; its creator becomes the first holder."""
         with transaction.atomic():
             account = cls.objects.create(name=name)
             Membership.objects.create(account=account, user=by)
         return account
 
-    def deposit(self, amount: Decimal, *, by, by_staff=False, idempotency_key=None):
+    def deposit(
+        self, amount: Decimal, *, by: User, by_staff: bool = False, idempotency_key: Any = None
+    ) -> LedgerEntry:
         return self._change_balance(LedgerEntry.Kind.DEPOSIT, amount, by, by_staff, idempotency_key)
 
-    def withdraw(self, amount: Decimal, *, by, by_staff=False, idempotency_key=None):
+    def withdraw(
+        self, amount: Decimal, *, by: User, by_staff: bool = False, idempotency_key: Any = None
+    ) -> LedgerEntry:
         return self._change_balance(
             LedgerEntry.Kind.WITHDRAWAL, amount, by, by_staff, idempotency_key
         )
 
     @retry_conflicts
-    def _change_balance(self, kind, amount, by, by_staff, key) -> "LedgerEntry":
+    def _change_balance(
+        self, kind: str, amount: Decimal, by: User, by_staff: bool, key: Any
+    ) -> LedgerEntry:
         """Apply one deposit or withdrawal; with an idempotency key, at most once."""
-        amount, key = _checked_amount(amount), _checked_key(key)
-        writable = self._writable_row(by, by_staff, key)  # built before the lock is taken
+        amount, checked_key = _checked_amount(amount), _checked_key(key)
         try:
-            with money_transaction():
-                # Lock the row and re-read the balance under the lock: two holders acting at
-                # once on different processes would otherwise both start from the same old
-                # balance and one change would be lost. Held until COMMIT: keep this short.
-                locked = Account.objects.select_for_update(no_key=True).get(pk=self.pk)
-                entry = locked._append_if_allowed(kind, amount, by, key, writable)
-                if entry is None:  # refused or replayed: the checks one by one say which
-                    locked.check_can_write(by, by_staff=by_staff)
-                    entry = _replay(key, locked, kind, amount) or locked._append(
-                        kind, amount, by, key
-                    )
+            with self.lock() as locked:
+                locked.check_can_write(by, by_staff=by_staff)
+                entry = _replay(checked_key, locked, kind, amount) or locked._append(
+                    kind, amount, by, checked_key
+                )
         except IntegrityError as error:
-            entry = _replay_after_duplicate_key(error, key, self, kind, amount)
+            entry = _replay_after_duplicate_key(error, checked_key, self, kind, amount)
             locked = Account.objects.get(pk=self.pk)
         self.balance, self.version = locked.balance, locked.version
         return entry
 
     @retry_conflicts
-    def transfer(self, to: "Account", amount: Decimal, *, by, idempotency_key=None):
+    def transfer(
+        self, to: Account, amount: Decimal, *, by: User, idempotency_key: Any = None
+    ) -> LedgerEntry:
         """Move money to another account: a transfer_out entry here and a transfer_in entry
         there, in one transaction. Returns the transfer_out entry."""
         amount, key = _checked_amount(amount), _checked_key(idempotency_key)
@@ -297,17 +184,7 @@ class Account(models.Model):
             raise SameAccountTransfer
         kind = LedgerEntry.Kind.TRANSFER_OUT
         try:
-            with money_transaction():
-                # Lock both rows in primary-key order, whichever way the money goes: two
-                # opposite transfers then queue on the same first row, instead of each holding
-                # one row while waiting for the other (a deadlock).
-                rows = Account.objects.select_for_update(no_key=True).filter(
-                    pk__in=[self.pk, to.pk]
-                )
-                locked = {account.pk: account for account in rows.order_by("pk")}
-                if len(locked) != 2:
-                    raise Account.DoesNotExist("Both accounts must exist.")
-                source, target = locked[self.pk], locked[to.pk]
+            with Account.lock_both(self, to) as (source, target):
                 # The user must hold both, and neither may be closed.
                 source.check_can_write(by)
                 target.check_can_write(by)
@@ -329,65 +206,44 @@ class Account(models.Model):
         to.balance, to.version = target.balance, target.version
         return entry
 
-    def _append(self, kind, amount, by, key, counterparty=None, pair=None) -> "LedgerEntry":
+    def _append(
+        self,
+        kind: str,
+        amount: Decimal,
+        by: User,
+        key: uuid.UUID | None,
+        counterparty: Account | None = None,
+        pair: LedgerEntry | None = None,
+    ) -> LedgerEntry:
         """Change the balance and append the next entry of this account's hash chain.
 
         The caller holds this row's lock: that is what makes the balance right, `seq` gapless
         and the chain linear. Refuses (writing nothing) a balance below zero or above the max.
         """
         entry = self._next_entry(kind, amount, by, key, counterparty, pair)
-        self._move_head_to(entry)
+        self.balance, self.last_seq, self.last_hash = entry.balance_after, entry.seq, entry.hash
+        self.version += 1
         self.save(update_fields=["balance", "version", "last_seq", "last_hash"])
         entry.save(force_insert=True)
         return entry
 
-    def _writable_row(self, by, by_staff, key) -> models.QuerySet:
-        """This account's row if `by` holds it (or is staff) and `key` was never used; no row
-        otherwise. The WHERE of `_append_if_allowed`'s UPDATE."""
-        row = Account.objects.filter(pk=self.pk)
-        if not by_staff:
-            row = row.filter(Exists(Membership.objects.current().filter(account=self, user=by)))
-        if key is not None:
-            row = row.exclude(Exists(LedgerEntry.objects.filter(idempotency_key=key)))
-        return row
-
-    def _append_if_allowed(self, kind, amount, by, key, writable) -> "LedgerEntry | None":
-        """`_append` for the common deposit or withdrawal, with the holder check and the
-        idempotency-key lookup carried by the UPDATE's WHERE (`writable`, from
-        `_writable_row`) instead of two SELECTs of their own: two round trips fewer while
-        the row is locked. None, with nothing written, if anything is amiss (closed, not a
-        holder, key seen before, funds, limit); the caller then runs the full checks, which
-        say what.
-
-        The caller holds this row's lock. The UPDATE is the first statement after the lock
-        was granted, so (READ COMMITTED) it sees every membership and entry committed before
-        that. The locking SELECT cannot carry these checks: its snapshot predates the wait
-        for the lock, so a holder who left meanwhile would pass (tests/test_sharing_concurrency).
-        """
-        if self.closed_at is not None:
-            return None
-        try:
-            entry = self._next_entry(kind, amount, by, key)
-        except MoneyError:
-            return None
-        changed = writable.update(
-            balance=entry.balance_after,
-            version=self.version + 1,
-            last_seq=entry.seq,
-            last_hash=entry.hash,
-        )
-        if not changed:
-            return None
-        self._move_head_to(entry)
-        entry.save(force_insert=True)
-        return entry
-
-    def _next_entry(self, kind, amount, by, key, counterparty=None, pair=None) -> "LedgerEntry":
-        """The entry that would come next in this account's chain, not saved."""
+    def _next_entry(
+        self,
+        kind: str,
+        amount: Decimal,
+        by: User,
+        key: uuid.UUID | None,
+        counterparty: Account | None = None,
+        pair: LedgerEntry | None = None,
+    ) -> LedgerEntry:
+        """The entry that would come next in this account's chain, not saved. Raises if the
+        amount breaks a rule of the balance."""
         if kind in LedgerEntry.CREDITS:
             new_balance = self.balance + amount
             if new_balance > MAX_BALANCE:
-                raise BalanceLimitExceeded(self.balance)
+                # On a transfer's receiving side the sender needs to know whose balance it is.
+                name = self.name if kind == LedgerEntry.Kind.TRANSFER_IN else None
+                raise BalanceLimitExceeded(MAX_BALANCE, name)
         else:
             new_balance = self.balance - amount
             if new_balance < 0:
@@ -407,22 +263,17 @@ class Account(models.Model):
         entry.hash = chain_hash(entry, previous=self.last_hash)
         return entry
 
-    def _move_head_to(self, entry) -> None:
-        self.balance, self.last_seq, self.last_hash = entry.balance_after, entry.seq, entry.hash
-        self.version += 1
-
     @retry_conflicts
-    def post_interest(self, period: str, annual_rate: Decimal, *, by) -> "LedgerEntry | None":
+    def post_interest(self, period: str, annual_rate: Decimal, *, by: User) -> LedgerEntry | None:
         """Credit one month of interest on the balance as it is now, at most once per period.
 
         Returns the ledger entry, or None when the period was already posted, the account is
         closed, or the interest rounds to 0.00 (the period then counts as posted too, so a
         re-run stays a no-op).
         """
-        with money_transaction():
-            # The account lock orders this against deposits, withdrawals and an overlapping
-            # run of the same job; the unique (account, period) row is the backstop.
-            locked = Account.objects.select_for_update(no_key=True).get(pk=self.pk)
+        # The account lock orders this against deposits, withdrawals and an overlapping run
+        # of the same job; the unique (account, period) row is the backstop.
+        with self.lock() as locked:
             if locked.closed_at is not None:
                 return None  # closed since the job listed it: it earns nothing any more
             if period < timezone.localtime(locked.created_at).strftime("%Y-%m"):
@@ -441,26 +292,8 @@ class Account(models.Model):
         return posting.entry
 
     # --- Sharing ---------------------------------------------------------------------------
-    # Every change to who holds an account, like every balance change, first locks the
-    # account row. So membership changes and balance changes on one account happen one at a
-    # time, and a check made under the lock ("is this user still a holder?", "is it open?",
-    # "is there room?") still holds when the transaction commits. The lock order is always
-    # account, then its invitation or membership rows, so these paths cannot deadlock.
 
-    def locked(self) -> "Account":
-        """This account's row, locked until the current transaction ends."""
-        return Account.objects.select_for_update(no_key=True).get(pk=self.pk)
-
-    def check_can_write(self, by, *, by_staff=False) -> None:
-        """Raise unless `by` may change this account now. Call it on the row locked in the
-        current transaction, so that a holder who left or a close that committed a moment
-        ago is seen. `by_staff`: staff in the admin (corrections), who need not hold it."""
-        if self.closed_at is not None:
-            raise AccountClosed(self.closed_at)
-        if not by_staff and not self.memberships.current().filter(user=by).exists():
-            raise NotAHolder()
-
-    def check_can_add_holder(self, user) -> None:
+    def check_can_add_holder(self, user: User) -> None:
         """Raise unless `user` can join now. Call it on the locked row."""
         if self.closed_at is not None:
             raise AccountClosed(self.closed_at)
@@ -470,13 +303,13 @@ class Account(models.Model):
         if current.count() >= settings.JOINTBANK_MAX_HOLDERS:
             raise HolderLimitReached(settings.JOINTBANK_MAX_HOLDERS)
 
-    def invite(self, email: str, *, by) -> tuple["Invitation", str]:
+    @retry_conflicts
+    def invite(self, email: str, *, by: User) -> tuple[Invitation, str]:
         """Invite `email` to hold this account with `by`. Returns the invitation and its
         token; only the token's hash is stored, so the token exists only in the e-mail."""
         email = email.strip().lower()
         now = timezone.now()
-        with transaction.atomic():
-            locked = self.locked()
+        with self.lock() as locked:
             locked.check_can_write(by)
             if locked.memberships.current().with_email(email).exists():
                 raise AlreadyAHolder(email)
@@ -501,25 +334,25 @@ class Account(models.Model):
             )
         return invitation, token
 
-    def revoke(self, invitation: "Invitation", *, by, by_staff=False) -> None:
-        with transaction.atomic():
-            locked = self.locked()
+    @retry_conflicts
+    def revoke(self, invitation: Invitation, *, by: User, by_staff: bool = False) -> None:
+        with self.lock() as locked:
             locked.check_can_write(by, by_staff=by_staff)
-            invitation = locked.invitations.select_for_update().get(pk=invitation.pk)
+            invitation = locked.invitations.select_for_update(no_key=True).get(pk=invitation.pk)
             invitation.answer(Invitation.State.REVOKED)
 
-    def add_holder(self, user) -> "Membership":
+    @retry_conflicts
+    def add_holder(self, user: User) -> Membership:
         """Make `user` a holder (the admin's way in; holders use invitations)."""
-        with transaction.atomic():
-            locked = self.locked()
+        with self.lock() as locked:
             locked.check_can_add_holder(user)
             return Membership.objects.create(account=locked, user=user)
 
-    def leave(self, *, by) -> "Membership":
+    @retry_conflicts
+    def leave(self, *, by: User) -> Membership:
         """End `by`'s membership; someone else must still hold the account. The row stays,
         with `left_at`, so the account keeps a record of who held it when."""
-        with transaction.atomic():
-            locked = self.locked()
+        with self.lock() as locked:
             if locked.closed_at is not None:
                 raise AccountClosed(locked.closed_at)
             membership = locked.memberships.current().filter(user=by).first()
@@ -531,11 +364,11 @@ class Account(models.Model):
             membership.save(update_fields=["left_at"])
         return membership
 
-    def close(self, *, by) -> None:
+    @retry_conflicts
+    def close(self, *, by: User) -> None:
         """Close the account for good: only its last holder, only at a balance of 0.00.
         The last holder stays a holder of the closed account and can still read it."""
-        with transaction.atomic():
-            locked = self.locked()
+        with self.lock() as locked:
             locked.check_can_write(by)
             others = locked.memberships.current().exclude(user=by).select_related("user")
             if others:
@@ -550,26 +383,29 @@ class Account(models.Model):
         self.closed_at = locked.closed_at
 
 
-def _replay(key, account, kind, amount, counterparty=None) -> "LedgerEntry | None":
-    """The entry that an earlier request with this idempotency key wrote, marked `replayed`;
-    None if the key is new. IdempotencyConflict if the key was used for another operation.
+def _replay(
+    key: uuid.UUID | None,
+    account: Account,
+    kind: str,
+    amount: Decimal,
+    counterparty: Account | None = None,
+) -> LedgerEntry | None:
+    """The entry that an earlier request with this idempotency key wrote on this account,
+    marked `replayed`; None if the key is new here. IdempotencyConflict if it was used here
+    for another operation. (A key used on another account is not looked up: the database's
+    one-request-per-key constraint refuses it, see `_replay_after_duplicate_key`.)
 
     Called with `account` locked: a concurrent duplicate has then either committed (and this
     read, a new statement under READ COMMITTED, sees its entry) or not started writing.
     """
     if key is None:
         return None
-    # A transfer writes the key on both of its entries: the first one is the request's own.
-    entry = LedgerEntry.objects.filter(idempotency_key=key).order_by("pk").first()
+    # A transfer writes the key on both of its entries, one on each account.
+    entry = LedgerEntry.objects.filter(idempotency_key=key, account=account).first()
     if entry is None:
         return None
     counterparty_id = counterparty.pk if counterparty else None
-    if (entry.account_id, entry.kind, entry.amount, entry.counterparty_id) != (
-        account.pk,
-        kind,
-        amount,
-        counterparty_id,
-    ):
+    if (entry.kind, entry.amount, entry.counterparty_id) != (kind, amount, counterparty_id):
         raise IdempotencyConflict(entry)
     entry.replayed = True
     return entry
@@ -578,24 +414,32 @@ def _replay(key, account, kind, amount, counterparty=None) -> "LedgerEntry | Non
 KEY_CONSTRAINTS = {"ledger_one_entry_per_key", "ledger_one_request_per_key"}
 
 
-def _replay_after_duplicate_key(error, key, account, kind, amount, counterparty=None):
-    """A unique idempotency-key constraint fired: a writer that did not take this row lock (on
-    this account or another) stored the same key first. Answer as the check under the lock
-    would have: the original entry, or IdempotencyConflict."""
+def _replay_after_duplicate_key(
+    error: IntegrityError,
+    key: uuid.UUID | None,
+    account: Account,
+    kind: str,
+    amount: Decimal,
+    counterparty: Account | None = None,
+) -> LedgerEntry:
+    """A unique idempotency-key constraint fired, and rolled the transaction back: the key
+    was stored first on another account, or (on this one) by a writer that did not take the
+    lock. Answer as the check under the lock would have: the original entry of this account,
+    or IdempotencyConflict, which says nothing about another account's operation."""
     diag = getattr(error.__cause__, "diag", None)
     if key is None or getattr(diag, "constraint_name", None) not in KEY_CONSTRAINTS:
         raise error
     entry = _replay(key, account, kind, amount, counterparty)
     if entry is None:
-        raise error
+        raise IdempotencyConflict() from error
     return entry
 
 
-def _checked_key(key) -> uuid.UUID | None:
+def _checked_key(key: Any) -> uuid.UUID | None:
     return None if key is None else uuid.UUID(str(key))
 
 
-def _checked_amount(amount) -> Decimal:
+def _checked_amount(amount: Any) -> Decimal:
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise InvalidAmount("The amount must be a finite Decimal.")
     if amount <= 0 or amount != amount.quantize(CENT):
@@ -603,11 +447,11 @@ def _checked_amount(amount) -> Decimal:
     return amount.quantize(CENT)
 
 
-class MembershipQuerySet(models.QuerySet):
-    def current(self):
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def current(self) -> MembershipQuerySet:
         return self.filter(left_at__isnull=True)
 
-    def with_email(self, email: str):
+    def with_email(self, email: str) -> MembershipQuerySet:
         """Memberships of the user with this address, as login e-mail or as an allauth
         address (verified or not: an invitation to someone's second address is still them)."""
         addresses = EmailAddress.objects.filter(email__iexact=email).values("user_id")
@@ -649,8 +493,8 @@ class Membership(models.Model):
         return f"{self.user} in {self.account}"
 
 
-class InvitationQuerySet(models.QuerySet):
-    def pending(self):
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def pending(self) -> InvitationQuerySet:
         """Pending and not yet expired. (Expiry is lazy: a pending row past `expires_at` is
         expired whatever its stored state says; it is marked so when someone touches it.)"""
         return self.filter(state=Invitation.State.PENDING, expires_at__gt=timezone.now())
@@ -716,7 +560,7 @@ class Invitation(models.Model):
             return self.State.EXPIRED
         return self.state
 
-    def check_answerable_by(self, user) -> None:
+    def check_answerable_by(self, user: User) -> None:
         """Raise unless `user` can accept or decline this invitation now."""
         if self.effective_state != self.State.PENDING:
             raise InvitationNotPending(self.effective_state)
@@ -725,12 +569,12 @@ class Invitation(models.Model):
         ).exists():
             raise WrongInvitee(self.email)
 
-    def accept(self, user) -> Membership:
+    @retry_conflicts
+    def accept(self, user: User) -> Membership:
         """Make `user` a holder. Locks the account (room for one more holder is checked
         and taken in one step) and then this invitation (so it is used at most once)."""
-        with transaction.atomic():
-            account = self.account.locked()
-            invitation = Invitation.objects.select_for_update().get(pk=self.pk)
+        with self.account.lock() as account:
+            invitation = Invitation.objects.select_for_update(no_key=True).get(pk=self.pk)
             invitation.check_answerable_by(user)
             account.check_can_add_holder(user)
             try:
@@ -742,9 +586,10 @@ class Invitation(models.Model):
         self.state, self.answered_at = invitation.state, invitation.answered_at
         return membership
 
-    def decline(self, user) -> None:
+    def decline(self, user: User) -> None:
+        # Only the invitation changes, not the account: its own row lock is enough.
         with transaction.atomic():
-            invitation = Invitation.objects.select_for_update().get(pk=self.pk)
+            invitation = Invitation.objects.select_for_update(no_key=True).get(pk=self.pk)
             invitation.check_answerable_by(user)
             invitation.answer(self.State.DECLINED)
         self.state, self.answered_at = invitation.state, invitation.answered_at
@@ -841,6 +686,18 @@ class LedgerEntry(models.Model):
     @property
     def signed_amount(self) -> Decimal:
         return self.amount if self.kind in self.CREDITS else -self.amount
+
+    @property
+    def summary(self) -> str:
+        """What the entry did, as the holder who asked for it reads it: "Withdrew $10.00"."""
+        amount = money(self.amount)
+        if self.kind == self.Kind.TRANSFER_OUT:
+            return f"Transferred {amount} to {self.counterparty}"
+        if self.kind == self.Kind.TRANSFER_IN:
+            return f"Received {amount} from {self.counterparty}"
+        if self.kind == self.Kind.INTEREST:
+            return f"Interest of {amount} credited"
+        return f"{'Deposited' if self.kind == self.Kind.DEPOSIT else 'Withdrew'} {amount}"
 
 
 def chain_hash(entry, previous: str) -> str:

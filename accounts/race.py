@@ -19,7 +19,8 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Case, F, Sum, When
 from django.db.models.functions import Coalesce
 
-from .models import Account, InsufficientFunds, LedgerEntry
+from .errors import InsufficientFunds
+from .models import Account, LedgerEntry
 
 
 def naive_change(account_id: int, delta: Decimal, user_id: int) -> LedgerEntry:

@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
@@ -14,42 +18,39 @@ from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
+from django_htmx.middleware import HtmxDetails
 
 from .chart import balance_chart
 from .emails import send_invitation
-from .forms import AccountForm, AmountForm, InviteForm, TransferForm
-from .models import (
-    MAX_BALANCE,
-    Account,
+from .errors import (
     AccountBusy,
     AccountError,
-    AlreadyAHolder,
-    AlreadyInvited,
-    BalanceLimitExceeded,
-    BalanceNotZero,
     IdempotencyConflict,
-    InsufficientFunds,
-    Invitation,
     InvitationNotPending,
     MoneyError,
     NotAHolder,
-    SameAccountTransfer,
     WrongInvitee,
 )
+from .formatting import money
+from .forms import AccountForm, AmountForm, InviteForm, TransferForm
+from .models import Account, Invitation, LedgerEntry
 from .statements import BadDates, statement_dates, statement_lines
-from .templatetags.money import money
 
 HISTORY_PAGE_SIZE = 25
 PAGE = "accounts/account_detail.html"
-FORMS = {"deposit": AmountForm, "withdraw": AmountForm, "transfer": TransferForm}
-VERBS = {"deposit": "Deposited", "withdraw": "Withdrew", "transfer": "Transferred"}
+
+
+class HtmxHttpRequest(HttpRequest):
+    """What django-htmx's middleware adds to every request."""
+
+    htmx: HtmxDetails
 
 
 class HttpResponseSeeOther(HttpResponseRedirect):
     status_code = 303
 
 
-def get_account_for_holder(request: HttpRequest, pk: int) -> Account:
+def get_account_for_holder(request: HtmxHttpRequest, pk: int) -> Account:
     """The account if the signed-in user holds it; 404 for everyone else, so that outsiders
     cannot even tell which accounts exist."""
     return get_object_or_404(Account.objects.held_by(request.user), pk=pk)
@@ -57,13 +58,13 @@ def get_account_for_holder(request: HttpRequest, pk: int) -> Account:
 
 @login_required
 @require_GET
-def account_list(request: HttpRequest) -> HttpResponse:
+def account_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "accounts/account_list.html", _list_context(request, AccountForm()))
 
 
 @login_required
 @require_POST
-def account_create(request: HttpRequest) -> HttpResponse:
+def account_create(request: HtmxHttpRequest) -> HttpResponse:
     form = AccountForm(request.POST)
     if not form.is_valid():
         template = "accounts/account_list.html"
@@ -81,14 +82,14 @@ def _list_context(request, form):
 
 @login_required
 @require_GET
-def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def account_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     account = get_account_for_holder(request, pk)
     return render(request, PAGE, _page_context(request, account))
 
 
 @login_required
 @require_GET
-def history(request: HttpRequest, pk: int) -> HttpResponse:
+def history(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Older history, 25 rows before the entry id `before` (keyset pagination)."""
     account = get_account_for_holder(request, pk)
     before = _entry_id(request.GET.get("before"))
@@ -102,7 +103,7 @@ def history(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def balance(request: HttpRequest, pk: int) -> HttpResponse:
+def balance(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The fragment that open account pages poll: 304 until the account's version changes.
 
     The page sends the ETag it has in If-None-Match and the newest entry it shows in
@@ -120,83 +121,83 @@ def balance(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def deposit(request: HttpRequest, pk: int) -> HttpResponse:
-    return _change_balance(request, pk, "deposit")
+def deposit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _deposit_or_withdraw(request, pk, Account.deposit, "deposit")
 
 
 @login_required
 @require_POST
-def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
-    return _change_balance(request, pk, "withdraw")
+def withdraw(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _deposit_or_withdraw(request, pk, Account.withdraw, "withdraw")
 
 
-@login_required
-@require_POST
-def transfer(request: HttpRequest, pk: int) -> HttpResponse:
-    return _change_balance(request, pk, "transfer")
-
-
-def _change_balance(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+def _deposit_or_withdraw(
+    request: HtmxHttpRequest, pk: int, change: Callable[..., LedgerEntry], kind: str
+) -> HttpResponse:
+    """`change` (Account.deposit or Account.withdraw) with the posted amount; `kind` names
+    the page's form."""
     account = get_account_for_holder(request, pk)
-    form = FORMS[kind](request.POST, auto_id=f"{kind}-%s")
-    entry, status, busy = None, 422, False
-    if form.is_valid():
-        amount, key = form.cleaned_data["amount"], form.cleaned_data["idempotency_key"]
-        try:
-            if kind == "transfer":
-                # 404 for an account the user does not hold, before anything is written.
-                target = get_account_for_holder(request, form.cleaned_data["to_account"])
-                entry = account.transfer(target, amount, by=request.user, idempotency_key=key)
-            else:
-                entry = getattr(account, kind)(amount, by=request.user, idempotency_key=key)
-        except AccountBusy as error:
-            form.add_error(None, str(error))
-            status, busy = 409, True
-        except IdempotencyConflict as error:
-            applied = error.entry
-            form.add_error(
-                None,
-                f"This form was already used for another operation, which was applied "
-                f"({applied.get_kind_display().lower()} of {money(applied.amount)}): check the "
-                "transactions. Send the form again to make this one a new operation.",
-            )
-            form.renew_key()
-            status = 409
-        except InsufficientFunds as error:
-            form.add_error("amount", f"Insufficient funds: the balance is {money(error.balance)}.")
-        except BalanceLimitExceeded:
-            whose = f"the balance of {target.name}" if kind == "transfer" else "the balance"
-            form.add_error("amount", f"This would take {whose} above {money(MAX_BALANCE)}.")
-        except SameAccountTransfer as error:
-            form.add_error("to_account", str(error))
-        except MoneyError as error:
-            form.add_error("amount", str(error))
-        except AccountError as error:
-            status = _refusal_status(error)
-            form.add_error("amount", str(error))
+    form = AmountForm(request.POST)
+    if not form.is_valid():
+        return _money_form(request, account, kind, form, status=422)
+    amount, key = form.cleaned_data["amount"], form.cleaned_data["idempotency_key"]
+    try:
+        entry = change(account, amount, by=request.user, idempotency_key=key)
+    except AccountError as error:
+        return _money_refused(request, account, kind, form, error)
+    return _money_done(request, account, kind, form, entry)
 
-    if entry is None:
-        if request.htmx:
-            context = {"account": account, "kind": kind, "form": form}
-            context["targets"] = _transfer_targets(request, account)
-            response = render(request, PAGE + "#money_form", context, status=status)
-        else:
-            context = _page_context(request, account, **{f"{kind}_form": form})
-            response = render(request, PAGE, context, status=status)
-        if busy:  # nothing was written: the same request, same key, may simply be sent again
-            response["Retry-After"] = "1"
-        return response
 
+@login_required
+@require_POST
+def transfer(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    form = TransferForm(request.POST)
+    if not form.is_valid():
+        return _money_form(request, account, "transfer", form, status=422)
+    # 404 for an account the user does not hold, before anything is written.
+    target = get_account_for_holder(request, form.cleaned_data["to_account"])
+    amount, key = form.cleaned_data["amount"], form.cleaned_data["idempotency_key"]
+    try:
+        entry = account.transfer(target, amount, by=request.user, idempotency_key=key)
+    except AccountError as error:
+        return _money_refused(request, account, "transfer", form, error)
+    return _money_done(request, account, "transfer", form, entry)
+
+
+def _money_form(
+    request: HtmxHttpRequest, account: Account, kind: str, form: AmountForm, status: int = 200
+) -> HttpResponse:
+    """The money form again, with its errors: the form alone for HTMX, else the page."""
     if request.htmx:
-        fresh_form = FORMS[kind](auto_id=f"{kind}-%s")
+        context = {"account": account, "kind": kind, "form": form}
+        context["targets"] = _transfer_targets(request, account)
+        return render(request, PAGE + "#money_form", context, status=status)
+    context = _page_context(request, account, **{f"{kind}_form": form})
+    return render(request, PAGE, context, status=status)
+
+
+def _money_refused(
+    request: HtmxHttpRequest, account: Account, kind: str, form: AmountForm, error: AccountError
+) -> HttpResponse:
+    form.add_error(error.field, str(error))
+    if isinstance(error, IdempotencyConflict):
+        form.renew_key()  # its key names an operation already done: what is sent next is new
+    return _refused(_money_form(request, account, kind, form), error)
+
+
+def _money_done(
+    request: HtmxHttpRequest, account: Account, kind: str, form: AmountForm, entry: LedgerEntry
+) -> HttpResponse:
+    """HTMX: a fresh form, the new balance and the new rows. Otherwise back to the page,
+    which says what was done."""
+    if request.htmx:
+        fresh_form = type(form)()  # with a new idempotency key
         after = _entry_id(request.POST.get("after"))
         after = entry.pk - 1 if after is None else after
         response = _updates(request, account, after, form=fresh_form, kind=kind, done=entry)
     else:
-        to = f" to {entry.counterparty}" if kind == "transfer" else ""
-        text = (
-            f"{VERBS[kind]} {money(entry.amount)}{to}. The balance is now {money(account.balance)}."
-        )
+        text = f"{entry.summary}. The balance is now {money(account.balance)}."
         if entry.replayed:
             text = f"Already applied, nothing new was done: {text}"
         messages.success(request, text)
@@ -208,7 +209,7 @@ def _change_balance(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def statement(request: HttpRequest, pk: int) -> HttpResponse:
+def statement(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The ledger from `from` to `to` (dates, inclusive) as CSV, streamed in chunks."""
     account = get_account_for_holder(request, pk)
     try:
@@ -229,8 +230,7 @@ def _updates(request, account, after, form=None, kind=None, done=None) -> HttpRe
     """The new balance, the poller's new state and the history rows newer than `after`,
     all swapped out of band; with `form`, the reset money form in front of them."""
     context = {"account": account, "form": form, "kind": kind, "done": done}
-    if kind == "transfer":
-        context["targets"] = _transfer_targets(request, account)
+    context["targets"] = _transfer_targets(request, account)  # lazy: read if the form shows
     if after is not None:
         new_entries = list(_entries(account).filter(pk__gt=after)[: HISTORY_PAGE_SIZE + 1])
         if len(new_entries) > HISTORY_PAGE_SIZE:
@@ -273,9 +273,9 @@ def _page_context(request, account, before=None, **forms):
     if before is None:  # only the first page is live; an older page stays as it was
         context["newest_id"] = context["entries"][0].pk if context["entries"] else 0
     context.update(
-        deposit_form=forms.get("deposit_form") or AmountForm(auto_id="deposit-%s"),
-        withdraw_form=forms.get("withdraw_form") or AmountForm(auto_id="withdraw-%s"),
-        transfer_form=forms.get("transfer_form") or TransferForm(auto_id="transfer-%s"),
+        deposit_form=forms.get("deposit_form") or AmountForm(),
+        withdraw_form=forms.get("withdraw_form") or AmountForm(),
+        transfer_form=forms.get("transfer_form") or TransferForm(),
         targets=_transfer_targets(request, account),
         before=before,
         **_sharing_context(account, forms.get("invite_form")),
@@ -294,16 +294,28 @@ def _entry_id(value) -> int | None:
 # --- Sharing: invitations, leaving, closing -------------------------------------------------
 
 
-def _refusal_status(error: AccountError) -> int:
-    """The HTTP status for a domain refusal. A user who stopped holding the account between
-    the view's check and the locked one gets the 404 every non-holder gets."""
+def _refused(response: HttpResponse, error: AccountError) -> HttpResponse:
+    """`response`, which shows the refusal, with the status that says why.
+
+    A user who stopped holding the account between the view's check and the locked one gets
+    the 404 every non-holder gets. A refused amount is the input's fault (422); the others
+    are about the account's or the invitation's state (409: closed, full, busy, last holder,
+    money left...), except a wrong invitee (403) and a used invitation (410).
+    """
     if isinstance(error, NotAHolder):
         raise Http404("You do not hold this account.")
     if isinstance(error, WrongInvitee):
-        return 403
-    if isinstance(error, InvitationNotPending):
-        return 410  # Gone: expired, revoked, declined or already used
-    return 409  # closed, full, last holder, money left, ...: the account's state, not input
+        response.status_code = 403
+    elif isinstance(error, InvitationNotPending):
+        response.status_code = 410  # Gone: expired, revoked, declined or already used
+    elif isinstance(error, MoneyError):
+        response.status_code = 422  # about the amount or the account chosen: the input
+    else:
+        response.status_code = 409
+    if isinstance(error, AccountBusy):
+        # Nothing was written: the same request, same key, may simply be sent again.
+        response["Retry-After"] = "1"
+    return response
 
 
 def _sharing_context(account, invite_form=None, **extra):
@@ -346,7 +358,7 @@ def _done(request, url: str, message: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def invite(request: HttpRequest, pk: int) -> HttpResponse:
+def invite(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     account = get_account_for_holder(request, pk)
     form = InviteForm(request.POST)
     if not form.is_valid():
@@ -354,11 +366,11 @@ def invite(request: HttpRequest, pk: int) -> HttpResponse:
     email = form.cleaned_data["email"]
     try:
         invitation, token = account.invite(email, by=request.user)
-    except (AlreadyAHolder, AlreadyInvited) as error:
-        form.add_error("email", str(error))
-        return _sharing_response(request, account, 422, form)
     except AccountError as error:
-        return _sharing_response(request, account, _refusal_status(error), form, refused=error)
+        if error.field:  # about the address typed in (already a holder, already invited)
+            form.add_error(error.field, str(error))
+            return _sharing_response(request, account, 422, form)
+        return _refused(_sharing_response(request, account, invite_form=form, refused=error), error)
     link = request.build_absolute_uri(reverse("accounts:invitation", args=[invitation.pk, token]))
     # After COMMIT (at once here, outside any transaction): the mail server may be slow, and
     # no mail may go out for an invitation that was rolled back. `robust`: a mail failure is
@@ -370,23 +382,25 @@ def invite(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def revoke(request: HttpRequest, pk: int, invitation_pk: int) -> HttpResponse:
+def revoke(request: HtmxHttpRequest, pk: int, invitation_pk: int) -> HttpResponse:
     account = get_account_for_holder(request, pk)
     invitation = get_object_or_404(account.invitations, pk=invitation_pk)
     try:
         account.revoke(invitation, by=request.user)
     except AccountError as error:
-        # Answered or expired since the page was shown: a conflict with the page (409, which
-        # htmx swaps), not a dead link (the 410 of the invitation page).
-        status = 409 if isinstance(error, InvitationNotPending) else _refusal_status(error)
-        return _sharing_response(request, account, status, refused=error)
+        response = _refused(_sharing_response(request, account, refused=error), error)
+        if isinstance(error, InvitationNotPending):
+            # Answered or expired since the page was shown: a conflict with the page (409,
+            # which htmx swaps), not a dead link (the 410 of the invitation page).
+            response.status_code = 409
+        return response
     revoked = f"The invitation to {invitation.email} is revoked; its link no longer works."
     return _sharing_done(request, account, revoked)
 
 
 @login_required
 @require_POST
-def leave(request: HttpRequest, pk: int) -> HttpResponse:
+def leave(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     account = get_account_for_holder(request, pk)
     try:
         account.leave(by=request.user)
@@ -398,7 +412,7 @@ def leave(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def close(request: HttpRequest, pk: int) -> HttpResponse:
+def close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     account = get_account_for_holder(request, pk)
     try:
         account.close(by=request.user)
@@ -408,19 +422,14 @@ def close(request: HttpRequest, pk: int) -> HttpResponse:
     return _done(request, reverse("accounts:detail", args=[account.pk]), message)
 
 
-def _action_refused(request, account, error: AccountError) -> HttpResponse:
-    status = _refusal_status(error)
-    message = str(error)
-    if isinstance(error, BalanceNotZero):
-        message = (
-            f"Only an account with a balance of {money(0)} can be closed; this one holds "
-            f"{money(error.balance)}. Withdraw it first."
-        )
+def _action_refused(
+    request: HtmxHttpRequest, account: Account, error: AccountError
+) -> HttpResponse:
     if request.htmx:
-        context = {"account": account, "action_error": message, **_sharing_context(account)}
-        return render(request, PAGE + "#account_actions", context, status=status)
-    context = _page_context(request, account, action_error=message)
-    return render(request, PAGE, context, status=status)
+        context = {"account": account, "action_error": error, **_sharing_context(account)}
+        return _refused(render(request, PAGE + "#account_actions", context), error)
+    context = _page_context(request, account, action_error=error)
+    return _refused(render(request, PAGE, context), error)
 
 
 def _get_invitation(pk: int, token: str) -> Invitation | None:
@@ -433,39 +442,48 @@ def _get_invitation(pk: int, token: str) -> Invitation | None:
     return invitation
 
 
-def _invitation_page(request, invitation, token, error=None, status=200) -> HttpResponse:
+def _invitation_page(
+    request: HtmxHttpRequest,
+    invitation: Invitation | None,
+    token: str,
+    error: AccountError | None = None,
+) -> HttpResponse:
+    """The invitation with its buttons, or what stands in the way of answering it."""
     if invitation is None:
-        error, status = "This invitation link is not valid: check that you opened all of it.", 404
-    elif error is None:
+        message = "This invitation link is not valid: check that you opened all of it."
+        context = {"invitation": None, "token": token, "error": message}
+        return render(request, "accounts/invitation.html", context, status=404)
+    if error is None:
         try:
             invitation.check_answerable_by(request.user)
             invitation.account.check_can_add_holder(request.user)
         except AccountError as refusal:
-            error, status = refusal, _refusal_status(refusal)
+            error = refusal
     context = {
         "invitation": invitation,
         "token": token,
         "error": error,
         "wrong_user": isinstance(error, WrongInvitee),
     }
-    return render(request, "accounts/invitation.html", context, status=status)
+    response = render(request, "accounts/invitation.html", context)
+    return response if error is None else _refused(response, error)
 
 
 @login_required
 @require_GET
-def invitation(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+def invitation(request: HtmxHttpRequest, invitation_pk: int, token: str) -> HttpResponse:
     return _invitation_page(request, _get_invitation(invitation_pk, token), token)
 
 
 @login_required
 @require_POST
-def accept(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+def accept(request: HtmxHttpRequest, invitation_pk: int, token: str) -> HttpResponse:
     return _answer_invitation(request, invitation_pk, token, accepting=True)
 
 
 @login_required
 @require_POST
-def decline(request: HttpRequest, invitation_pk: int, token: str) -> HttpResponse:
+def decline(request: HtmxHttpRequest, invitation_pk: int, token: str) -> HttpResponse:
     return _answer_invitation(request, invitation_pk, token, accepting=False)
 
 
@@ -476,7 +494,7 @@ def _answer_invitation(request, invitation_pk, token, *, accepting: bool) -> Htt
     try:
         (invitation.accept if accepting else invitation.decline)(request.user)
     except AccountError as error:
-        return _invitation_page(request, invitation, token, error, _refusal_status(error))
+        return _invitation_page(request, invitation, token, error)
     name = invitation.account.name
     if accepting:
         url = reverse("accounts:detail", args=[invitation.account_id])

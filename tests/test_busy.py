@@ -9,7 +9,8 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.test import TestCase, TransactionTestCase, override_settings
 
-from accounts.models import Account, AccountBusy, LedgerEntry
+from accounts.errors import AccountBusy
+from accounts.models import Account, LedgerEntry
 from tests.base import make_user
 from tests.processes import CONTEXT, Processes
 

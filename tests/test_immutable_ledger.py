@@ -5,7 +5,8 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.test import TransactionTestCase
 
-from accounts.models import GENESIS_HASH, Account, InsufficientFunds, LedgerEntry, chain_hash
+from accounts.errors import InsufficientFunds
+from accounts.models import GENESIS_HASH, Account, LedgerEntry, chain_hash
 from tests.base import JointAccountTestCase, make_user
 from tests.tampering import tamper
 

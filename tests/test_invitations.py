@@ -7,7 +7,8 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Account, HolderLimitReached, Invitation, Membership
+from accounts.errors import HolderLimitReached
+from accounts.models import Account, Invitation, Membership
 from tests.base import PASSWORD, JointAccountTestCase, make_user
 
 HX = {"HTTP_HX_REQUEST": "true"}

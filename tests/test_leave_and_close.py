@@ -2,14 +2,8 @@ from decimal import Decimal
 
 from django.urls import reverse
 
-from accounts.models import (
-    Account,
-    AccountClosed,
-    Invitation,
-    LedgerEntry,
-    Membership,
-    NotAHolder,
-)
+from accounts.errors import AccountClosed, NotAHolder
+from accounts.models import Account, Invitation, LedgerEntry, Membership
 from tests.base import JointAccountTestCase
 
 HX = {"HTTP_HX_REQUEST": "true"}

@@ -2,13 +2,8 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from accounts.models import (
-    Account,
-    BalanceLimitExceeded,
-    InsufficientFunds,
-    InvalidAmount,
-    LedgerEntry,
-)
+from accounts.errors import BalanceLimitExceeded, InsufficientFunds, InvalidAmount
+from accounts.models import Account, LedgerEntry
 from tests.base import JointAccountTestCase
 
 
@@ -64,7 +59,7 @@ class AccountModelTests(JointAccountTestCase):
 
     def test_opening_makes_the_creator_the_first_holder(self):
         account = Account.open("Trip", by=self.carol)
-        self.assertEqual(list(account.holders.all()), [self.carol])
+        self.assertEqual([m.user for m in account.memberships.current()], [self.carol])
 
 
 class ConstraintTests(JointAccountTestCase):

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django.test import SimpleTestCase, override_settings
 
-from accounts.templatetags.money import money
+from accounts.formatting import money
 from tests.base import JointAccountTestCase
 
 

@@ -11,7 +11,8 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client, TransactionTestCase
 
-from accounts.models import Account, InsufficientFunds, LedgerEntry
+from accounts.errors import InsufficientFunds
+from accounts.models import Account, LedgerEntry
 from tests.base import make_user
 from tests.processes import Raised, run_in_processes
 

@@ -21,7 +21,7 @@ class AccountListTests(JointAccountTestCase):
         self.assertRedirects(
             response, reverse("accounts:detail", args=[account.pk]), status_code=303
         )
-        self.assertEqual(list(account.holders.all()), [self.alice])
+        self.assertEqual([m.user for m in account.memberships.current()], [self.alice])
         self.assertEqual(account.balance, Decimal("0.00"))
 
     def test_opening_with_htmx_redirects_the_browser(self):

@@ -7,7 +7,8 @@ from decimal import Decimal
 from django.db import InternalError, OperationalError, connection, transaction
 from django.test import TransactionTestCase
 
-from accounts.models import ATTEMPTS, Account, LedgerEntry
+from accounts.locking import ATTEMPTS
+from accounts.models import Account, LedgerEntry
 from tests.base import make_user
 
 HX = {"HTTP_HX_REQUEST": "true"}

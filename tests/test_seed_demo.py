@@ -22,7 +22,7 @@ class SeedDemoTests(TestCase):
         household = Account.objects.get(name="Household")
         self.assertEqual(first.splitlines()[-1], f"/accounts/{household.pk}/")
         self.assertEqual(second.splitlines()[-1], first.splitlines()[-1])
-        emails = sorted(household.holders.values_list("email", flat=True))
+        emails = sorted(household.memberships.current().values_list("user__email", flat=True))
         self.assertEqual(emails, ["alice@example.com", "bob@example.com"])
         call_command("verify_ledger", "--account", str(household.pk), stdout=StringIO())
         self.assertTrue(self.client.login(username="carol@example.com", password="demo-pass-2024"))

@@ -9,7 +9,8 @@ from functools import partial
 from django.db import connection, connections, transaction
 from django.test import TransactionTestCase, override_settings
 
-from accounts.models import Account, AccountError, Membership
+from accounts.errors import AccountError
+from accounts.models import Account, Membership
 from tests.base import make_user
 
 FORK = multiprocessing.get_context("fork")

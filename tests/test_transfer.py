@@ -3,7 +3,8 @@ from decimal import Decimal
 
 from django.urls import reverse
 
-from accounts.models import Account, LedgerEntry, SameAccountTransfer
+from accounts.errors import SameAccountTransfer
+from accounts.models import Account, LedgerEntry
 from tests.base import JointAccountTestCase
 
 HX = {"HTTP_HX_REQUEST": "true"}

@@ -5,7 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from accounts.models import Account, MoneyError
+from accounts.errors import AccountError
+from accounts.models import Account
 
 PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 # Interest is posted by the bank, not a holder; the ledger's "who" is this inactive user.
@@ -36,7 +37,7 @@ class Command(BaseCommand):
         for account in Account.objects.filter(closed_at=None).order_by("pk").only("pk"):
             try:
                 entry = account.post_interest(period, rate, by=system)
-            except MoneyError as error:
+            except AccountError as error:  # busy, or a balance at its maximum
                 failed += 1
                 self.stderr.write(f"account {account.pk}: {error}")
                 continue

@@ -4,9 +4,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.formatting import money
 from accounts.models import Account
 from accounts.race import interleave, race
-from accounts.templatetags.money import money
 
 STORY_START = Decimal("1000.00")
 RACE_START = Decimal("100000.00")

@@ -1,0 +1,162 @@
+"""What the rules of an account refuse. Each refusal words itself once (the pages and the
+admin show the same message) and names the form field it is about (`field`, None for the
+form as a whole). Nothing was written when one is raised."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from .formatting import day, money
+
+if TYPE_CHECKING:
+    from .models import LedgerEntry
+
+
+class AccountError(Exception):
+    """Something the rules of the account do not allow. Nothing was written."""
+
+    field: str | None = None
+
+
+class MoneyError(AccountError):
+    """A balance change that the rules of the account do not allow."""
+
+    field = "amount"
+
+
+class InvalidAmount(MoneyError):
+    pass
+
+
+class InsufficientFunds(MoneyError):
+    def __init__(self, balance: Decimal):
+        self.balance = balance
+        super().__init__(f"Insufficient funds: the balance is {money(balance)}.")
+
+
+class BalanceLimitExceeded(MoneyError):
+    def __init__(self, limit: Decimal, account_name: str | None = None):
+        """`account_name`: the other account of a transfer, whose balance is the one at stake."""
+        whose = f"the balance of {account_name}" if account_name else "the balance"
+        super().__init__(f"This would take {whose} above {money(limit)}.")
+
+
+class SameAccountTransfer(MoneyError):
+    field = "to_account"
+
+    def __init__(self) -> None:
+        super().__init__("Choose another account: a transfer needs two different accounts.")
+
+
+class AccountBusy(AccountError):
+    """The row lock was not granted in time (or the transaction ran too long). Nothing was
+    written; the same request, with the same idempotency key, can be sent again."""
+
+    def __init__(self) -> None:
+        super().__init__("This account is busy, please retry.")
+
+
+class IdempotencyConflict(AccountError):
+    """The idempotency key already belongs to a different operation, which was applied.
+
+    `entry` is that operation when it was on the same account; a key used on another account
+    is refused without a word about that account's operation, which the sender may not see.
+    """
+
+    def __init__(self, entry: LedgerEntry | None = None):
+        self.entry = entry
+        applied = ""
+        if entry is not None:
+            what = entry.get_kind_display().lower()
+            applied = (
+                f", which was applied ({what} of {money(entry.amount)}): check the transactions"
+            )
+        super().__init__(
+            f"This form was already used for another operation{applied}. "
+            "Send the form again to make this one a new operation."
+        )
+
+
+class AccountClosed(AccountError):
+    def __init__(self, closed_at: datetime):
+        self.closed_at = closed_at
+        super().__init__(
+            f"This account was closed on {day(closed_at)} and is read-only: nothing can be "
+            "deposited, withdrawn or shared any more."
+        )
+
+
+class NotAHolder(AccountError):
+    def __init__(self) -> None:
+        super().__init__("You do not hold this account.")
+
+
+class AlreadyAHolder(AccountError):
+    field = "email"
+
+    def __init__(self, email: str | None = None):
+        super().__init__(f"{email or 'This person'} already holds this account.")
+
+
+class AlreadyInvited(AccountError):
+    field = "email"
+
+    def __init__(self, email: str):
+        super().__init__(f"{email} already has a pending invitation to this account.")
+
+
+class HolderLimitReached(AccountError):
+    def __init__(self, limit: int):
+        super().__init__(f"An account can have at most {limit} holders; this one is full.")
+
+
+class LastHolder(AccountError):
+    def __init__(self) -> None:
+        super().__init__(
+            "You are the only holder, so you cannot leave. Close the account instead "
+            f"(its balance must be {money(0)} first)."
+        )
+
+
+class OtherHoldersRemain(AccountError):
+    def __init__(self, emails: Iterable[str]):
+        super().__init__(
+            "Only the last holder can close an account; it is also held by "
+            f"{', '.join(emails)}. They have to leave first."
+        )
+
+
+class BalanceNotZero(AccountError):
+    def __init__(self, balance: Decimal):
+        self.balance = balance
+        super().__init__(
+            f"Only an account with a balance of {money(0)} can be closed; this one holds "
+            f"{money(balance)}. Withdraw it first."
+        )
+
+
+class InvitationNotPending(AccountError):
+    WHAT_HAPPENED = {
+        "accepted": "has already been accepted",
+        "declined": "was declined",
+        "revoked": "was withdrawn by a holder of the account",
+        "expired": "has expired (invitations last 7 days)",
+    }
+
+    def __init__(self, state: str):
+        self.state = state
+        super().__init__(
+            f"This invitation {self.WHAT_HAPPENED[state]}, so it cannot be used any more."
+        )
+
+
+class WrongInvitee(AccountError):
+    def __init__(self, email: str):
+        self.email = email
+        super().__init__(
+            f"This invitation was sent to {email}, which is not a verified address of the "
+            "account you are signed in with."
+        )
