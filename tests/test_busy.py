@@ -6,11 +6,13 @@ import time
 import uuid
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.test import TestCase, TransactionTestCase, override_settings
+from django.urls import reverse
 
 from accounts.errors import AccountBusy
-from accounts.models import Account, LedgerEntry
+from accounts.models import Account, InterestPosting, Invitation, LedgerEntry, Membership
 from tests.base import make_user
 from tests.processes import CONTEXT, Processes
 
@@ -28,7 +30,7 @@ def hold_lock(barrier, account_pk, locked, release):
 
 
 @override_settings(JOINTBANK_LOCK_TIMEOUT=f"{int(LOCK_TIMEOUT * 1000)}ms")
-class LockTimeoutTests(TransactionTestCase):
+class HeldLockTestCase(TransactionTestCase):
     def setUp(self):
         self.alice = make_user("alice@example.com")
         self.account = Account.open("Household", by=self.alice)
@@ -51,6 +53,8 @@ class LockTimeoutTests(TransactionTestCase):
             self.assertEqual(holder.results(), ["released"])
         return response, waited
 
+
+class LockTimeoutTests(HeldLockTestCase):
     def test_a_deposit_behind_a_held_lock_answers_409_after_the_lock_timeout(self):
         key = str(uuid.uuid4())
         url = f"/accounts/{self.account.pk}/deposit/"
@@ -104,6 +108,131 @@ class LockTimeoutTests(TransactionTestCase):
             self.account.deposit(Decimal("1.00"), by=self.alice)
         self.assertGreaterEqual(time.monotonic() - began, 1.9)
         self.assertEqual(holder.results(), ["released"])
+
+
+def snapshot() -> tuple:
+    """Everything a locking path could write: balances, ledger, memberships, invitations."""
+    return (
+        list(Account.objects.order_by("pk").values_list("pk", "balance", "version", "closed_at")),
+        LedgerEntry.objects.count(),
+        list(Membership.objects.order_by("pk").values_list("pk", "left_at")),
+        list(Invitation.objects.order_by("pk").values_list("pk", "state")),
+    )
+
+
+class EveryLockingPathTests(HeldLockTestCase):
+    """Each path that reads-then-writes an account, from the pages and from the admin, with
+    another OS process holding the account's row lock: 409 with Retry-After within the lock
+    timeout plus a second, and nothing written."""
+
+    def setUp(self):
+        super().setUp()
+        self.bob = make_user("bob@example.com")
+        self.dave = make_user("dave@example.com")
+        self.account.add_holder(self.bob)
+        self.pending, _ = self.account.invite("erin@example.com", by=self.alice)
+        self.to_dave, self.token = self.account.invite("dave@example.com", by=self.alice)
+        self.savings.deposit(Decimal("10.00"), by=self.alice)
+        self.empty = Account.open("Empty", by=self.alice)  # closable: one holder, no money
+        self.admin = get_user_model().objects.create_superuser("root", "root@example.com", "x")
+
+    def assert_busy(self, account, user, url, data, htmx=True):
+        self.client.force_login(user)
+        before = snapshot()
+        headers = HX if htmx else {}
+        response, waited = self.while_locked(
+            account, lambda: self.client.post(url, data, **headers)
+        )
+        self.assertEqual(response.status_code, 409)
+        self.assertContains(response, "busy", status_code=409)
+        self.assertEqual(response["Retry-After"], "1")
+        self.assertLess(waited, LOCK_TIMEOUT + 1)
+        self.assertEqual(snapshot(), before)
+
+    def test_every_holder_path_answers_409_and_writes_nothing(self):
+        pk = self.account.pk
+        paths = [
+            ("deposit", self.account, self.alice, f"/accounts/{pk}/deposit/", {"amount": "1.00"}),
+            ("withdraw", self.account, self.alice, f"/accounts/{pk}/withdraw/", {"amount": "1.00"}),
+            (
+                "transfer out",
+                self.account,
+                self.alice,
+                f"/accounts/{pk}/transfer/",
+                {"to_account": self.savings.pk, "amount": "1.00"},
+            ),
+            (
+                "transfer in",
+                self.account,
+                self.alice,
+                f"/accounts/{self.savings.pk}/transfer/",
+                {"to_account": pk, "amount": "1.00"},
+            ),
+            ("invite", self.account, self.alice, f"/accounts/{pk}/invite/", {"email": "f@x.org"}),
+            (
+                "revoke",
+                self.account,
+                self.alice,
+                f"/accounts/{pk}/invitations/{self.pending.pk}/revoke/",
+                {},
+            ),
+            ("leave", self.account, self.bob, f"/accounts/{pk}/leave/", {}),
+            ("close", self.empty, self.alice, f"/accounts/{self.empty.pk}/close/", {}),
+            (
+                "accept",
+                self.account,
+                self.dave,
+                reverse("accounts:accept", args=[self.to_dave.pk, self.token]),
+                {},
+            ),
+        ]
+        for label, account, user, url, data in paths:
+            for htmx in (True, False):
+                with self.subTest(label, htmx=htmx):
+                    self.assert_busy(account, user, url, data, htmx=htmx)
+
+    def test_every_admin_path_answers_409_and_writes_nothing(self):
+        membership = self.account.memberships.get(user=self.bob)
+        paths = [
+            (
+                "correction",
+                reverse("admin:accounts_account_correct", args=[self.account.pk]),
+                {"kind": "deposit", "amount": "1.00"},
+            ),
+            (
+                "add holder",
+                reverse("admin:accounts_membership_add"),
+                {"account": self.account.pk, "user": self.dave.pk},
+            ),
+            (
+                "end memberships",
+                reverse("admin:accounts_membership_changelist"),
+                {"action": "end_memberships", "_selected_action": [membership.pk]},
+            ),
+            (
+                "revoke invitations",
+                reverse("admin:accounts_invitation_changelist"),
+                {"action": "revoke", "_selected_action": [self.pending.pk, self.to_dave.pk]},
+            ),
+        ]
+        for label, url, data in paths:
+            with self.subTest(label):
+                self.assert_busy(self.account, self.admin, url, data, htmx=False)
+        # Not one "revoked" or "membership ended" message for what was rolled back.
+        page = self.client.get(reverse("admin:accounts_invitation_changelist"))
+        self.assertNotContains(page, "revoked.")
+
+    def test_interest_answers_busy_and_posts_nothing(self):
+        before = snapshot()
+        _, waited = self.while_locked(
+            self.account,
+            lambda: self.assertRaises(
+                AccountBusy, self.account.post_interest, "2026-01", Decimal("0.02"), by=self.alice
+            ),
+        )
+        self.assertLess(waited, LOCK_TIMEOUT + 1)
+        self.assertEqual(snapshot(), before)
+        self.assertFalse(InterestPosting.objects.exists())
 
 
 class StatementTimeoutTests(TestCase):
