@@ -10,7 +10,7 @@ WITH_DB := $(PY) -m jointbank.embedded_db run --
 HOST_PORT ?= 127.0.0.1:8000
 WORKERS ?= 4
 
-.PHONY: install run test lint serve deploy-check screenshots clean chaos chaos-ci bench
+.PHONY: install run test lint serve deploy-check screenshots clean chaos chaos-ci bench manage audit
 
 install: $(VENV)/.installed
 
@@ -40,8 +40,10 @@ test: lint
 	  $(BIN)/pytest $(PYTEST_ARGS)'
 
 # The production stack, locally: gunicorn, DEBUG off, WhiteNoise serving collected static files.
+# E-mail is printed on the console unless DJANGO_EMAIL_URL or DJANGO_EMAIL_BACKEND says otherwise.
 serve: install
 	DJANGO_DEBUG=0 DJANGO_SECURE=$${DJANGO_SECURE:-0} \
+	$(if $(DJANGO_EMAIL_BACKEND),,DJANGO_EMAIL_URL=$${DJANGO_EMAIL_URL:-console://}) \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')} \
 	$(WITH_DB) bash -c '\
 	  $(PY) manage.py collectstatic --noinput -v0 && \
@@ -50,8 +52,10 @@ serve: install
 	  exec $(BIN)/gunicorn jointbank.wsgi --bind $(HOST_PORT) --workers $(WORKERS)'
 
 # Django's deployment checklist with production settings: any warning fails.
+# A sample SMTP server stands in for the real one (nothing is sent).
 deploy-check: install
 	DJANGO_DEBUG=0 DJANGO_SECURE=1 \
+	$(if $(DJANGO_EMAIL_BACKEND),,DJANGO_EMAIL_URL=$${DJANGO_EMAIL_URL:-smtp://localhost:587?tls=1}) \
 	DJANGO_SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	$(WITH_DB) $(PY) manage.py check --deploy --fail-level WARNING
 
@@ -83,6 +87,11 @@ bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(WITH_DB) $(PY) -m loadtest bench --workers $(BENCH_WORKERS) --clients $(BENCH_CLIENTS) \
 	  --seconds $(BENCH_SECONDS) --write docs/benchmarks.md $(if $(BENCH_HOT_ONLY),--hot-only)
+
+# Any manage.py command on the embedded PostgreSQL (or DATABASE_URL), with DEBUG on unless
+# DJANGO_DEBUG says otherwise: make manage ARGS="createsuperuser"
+manage: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(WITH_DB) $(PY) manage.py $(ARGS)
 
 clean:
 	-$(PY) -m jointbank.embedded_db stop

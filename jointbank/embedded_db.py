@@ -119,6 +119,15 @@ def restart() -> None:
     _pg_ctl("-w", "-m", "fast", "restart")
 
 
+def missing_url(command: str, make_target: str) -> str:
+    """The one line a command run by hand without DATABASE_URL answers with."""
+    return (
+        f"DATABASE_URL is not set: point it at a PostgreSQL database (postgres://...), or run "
+        f"`{make_target}` (or `python -m jointbank.embedded_db run -- {command}`) to use the "
+        "embedded one."
+    )
+
+
 def run(command: list[str]) -> int:
     """Run `command` with DATABASE_URL set; stop the server afterwards if this started it.
 

@@ -8,6 +8,8 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from jointbank.email_url import email_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -94,40 +96,43 @@ TEMPLATES = [
 # --- Database: PostgreSQL only -------------------------------------------------------------
 # Row locks (select_for_update) are what keep concurrent balance changes from losing money,
 # and SQLite silently ignores them. So anything but PostgreSQL is refused outright.
+# Importing the settings starts nothing: the Makefile's targets and the test run pass the
+# embedded PostgreSQL's URL (`python -m jointbank.embedded_db run -- ...`). Production must say
+# where its database is; in development, manage.py and pytest ask for it in one line.
 DATABASE_URL = env("DATABASE_URL")
-if not DATABASE_URL:
-    from jointbank import embedded_db
-
-    DATABASE_URL = embedded_db.start()
-
-DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
-}
-DATABASE_OPTIONS = DATABASES["default"].setdefault("OPTIONS", {})
-# A database host that drops packets must not hang requests (and /healthz) for minutes.
-DATABASE_OPTIONS.setdefault("connect_timeout", 5)
-# Behind PgBouncer in transaction mode a server connection is ours only for one transaction,
-# so no server-side cursors (they outlive it). Django already leaves psycopg's prepared
-# statements off. See docs/deploy.md.
-DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("JOINTBANK_PGBOUNCER", False)
-# A worker stuck inside a transaction (a bug, a hung call) would hold its row locks for ever;
-# PostgreSQL ends such a session after this long idle in a transaction, releasing them.
-# Added to any `options` DATABASE_URL brings, not in place of them.
-DATABASE_OPTIONS["options"] = " ".join(
-    filter(
-        None,
-        [
-            DATABASE_OPTIONS.get("options"),
-            "-c idle_in_transaction_session_timeout="
-            + env("JOINTBANK_IDLE_IN_TRANSACTION_TIMEOUT", "30s"),
-        ],
-    )
-)
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+if not DATABASE_URL and not DEBUG:
     raise ImproperlyConfigured(
-        f"DATABASE_URL must point to PostgreSQL, not {DATABASES['default']['ENGINE']}: "
-        "jointbank relies on PostgreSQL row locks, which SQLite and others ignore."
+        "DATABASE_URL is not set. Set it to your PostgreSQL (postgres://user@host:5432/name) "
+        "to run with DEBUG off; jointbank starts no database of its own."
     )
+
+
+def database(url: str) -> dict:
+    config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must point to PostgreSQL, not {config['ENGINE']}: "
+            "jointbank relies on PostgreSQL row locks, which SQLite and others ignore."
+        )
+    options = config.setdefault("OPTIONS", {})
+    # A database host that drops packets must not hang requests (and /healthz) for minutes.
+    options.setdefault("connect_timeout", 5)
+    # Behind PgBouncer in transaction mode a server connection is ours only for one
+    # transaction, so no server-side cursors (they outlive it). Django already leaves psycopg's
+    # prepared statements off. See docs/deploy.md.
+    config["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("JOINTBANK_PGBOUNCER", False)
+    # A worker stuck inside a transaction (a bug, a hung call) would hold its row locks for
+    # ever; PostgreSQL ends such a session after this long idle in a transaction, releasing
+    # them. Added to any `options` DATABASE_URL brings, not in place of them.
+    idle = env("JOINTBANK_IDLE_IN_TRANSACTION_TIMEOUT", "30s")
+    options["options"] = " ".join(
+        filter(None, [options.get("options"), f"-c idle_in_transaction_session_timeout={idle}"])
+    )
+    return config
+
+
+# Without a URL (development only): no database, so a stray query fails instead of starting one.
+DATABASES = {"default": database(DATABASE_URL)} if DATABASE_URL else {}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -171,8 +176,30 @@ CACHES = {
     else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "jointbank_cache"}
 }
 
-EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# --- E-mail: where sign-up, password-reset and invitation mail goes ---------------------------
+# DJANGO_EMAIL_URL (smtp://user:password@host:587?tls=1, smtps://...:465, console://; see
+# jointbank/email_url.py) or any Django backend by its path in DJANGO_EMAIL_BACKEND. With DEBUG
+# off one of them is required: the console default would write password-reset links and
+# invitation tokens into the logs.
+EMAIL_URL = env("DJANGO_EMAIL_URL")
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND")
+if EMAIL_URL and EMAIL_BACKEND:
+    raise ImproperlyConfigured("Set DJANGO_EMAIL_URL or DJANGO_EMAIL_BACKEND, not both.")
+if EMAIL_URL:
+    # EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD,
+    # EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT
+    globals().update(email_settings(EMAIL_URL))
+elif not EMAIL_BACKEND:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "No e-mail setting. Set DJANGO_EMAIL_URL (e.g. smtp://user:password@mail.example.com"
+            ":587?tls=1) to run with DEBUG off: without it, password-reset links and invitation "
+            "tokens would be printed into the logs."
+        )
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "jointbank <noreply@jointbank.test>")
+# allauth would prefix subjects with the request's host ("[127.0.0.1:8000] Confirm ...").
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[jointbank] "
 
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "static/"

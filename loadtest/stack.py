@@ -84,6 +84,10 @@ def app_env(database_url: str, **extra) -> dict:
         "DJANGO_DEBUG": "0",
         "DJANGO_SECURE": "0",
         "DJANGO_SECRET_KEY": SECRET_KEY,
+        # DEBUG off needs an e-mail setting; the run sends none worth delivering, and any
+        # would land in the server logs under .data/loadtest/.
+        "DJANGO_EMAIL_URL": "console://",
+        "DJANGO_EMAIL_BACKEND": "",
         **extra,
     }
 

@@ -1,11 +1,16 @@
 import os
+import sys
 
 import pytest
 from django.db.backends.postgresql.operations import DatabaseOperations
 
+from jointbank.embedded_db import missing_url
+
 # The settings refuse to start without a secret key when DEBUG is off; the suite runs the
 # development configuration (plain static storage, console e-mail) like `make test` does.
 os.environ.setdefault("DJANGO_DEBUG", "1")
+if not os.environ.get("DATABASE_URL"):  # the settings start no database: one line, not a trace
+    sys.exit(missing_url("pytest", 'make test PYTEST_ARGS="..."'))
 
 LEDGER = "accounts_ledgerentry"
 

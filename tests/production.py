@@ -15,6 +15,9 @@ PRODUCTION = {
     "DJANGO_DEBUG": "0",
     "DJANGO_SECURE": "1",
     "DJANGO_SECRET_KEY": "production-like-secret-key-for-tests-" + "x" * 40,
+    # Production refuses to start without an e-mail setting; these tests send nothing real.
+    "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+    "DJANGO_EMAIL_URL": "",
 }
 PRELUDE = """
 import json, django

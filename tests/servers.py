@@ -58,7 +58,7 @@ def gunicorn(**env):
             try:
                 urllib.request.urlopen(url + "/healthz", timeout=2)
                 break
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:  # refused, reset, or timed out while the worker boots
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(process.stderr.read().decode()) from None
                 time.sleep(0.2)
@@ -86,13 +86,15 @@ class Visitor:
     def get(self, path: str) -> tuple[int, str]:
         return self._open(urllib.request.Request(self.base_url + path, headers=self.headers))
 
-    def post_form(self, path: str, data: dict) -> tuple[int, str]:
-        """GET the form for its CSRF token, then POST it like a browser would."""
-        _, page = self.get(path)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    def post_form(self, path: str, data: dict, page: str | None = None) -> tuple[int, str]:
+        """GET the form's page (`path` itself unless said) for its CSRF token, then POST the
+        form to `path` like a browser would."""
+        page = page or path
+        _, html = self.get(page)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
         body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, **data}).encode()
         request = urllib.request.Request(
-            self.base_url + path, data=body, headers={**self.headers, "Referer": path}
+            self.base_url + path, data=body, headers={**self.headers, "Referer": page}
         )
         return self._open(request)
 
