@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -195,6 +196,14 @@ class AddHolderForm(forms.ModelForm):
         return cleaned
 
 
+def _may_change(request, opts) -> bool:
+    """The model's "change" permission. Memberships and invitations are read-only in their
+    forms (has_change_permission is False there), but ending or revoking one is a change: staff
+    who may only view them must not run these actions, which an action without `permissions`
+    would allow."""
+    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
+
+
 @admin.register(Membership)
 class MembershipAdmin(AnswersBusy):
     """Staff add holders here and end memberships with the action; rows are never edited or
@@ -226,7 +235,13 @@ class MembershipAdmin(AnswersBusy):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="End the selected memberships (the holder leaves the account)")
+    def has_end_permission(self, request):
+        return _may_change(request, self.opts)
+
+    @admin.action(
+        description="End the selected memberships (the holder leaves the account)",
+        permissions=["end"],
+    )
     def end_memberships(self, request, queryset):
         current = queryset.filter(left_at__isnull=True).select_related("account", "user")
         apply_to_each(
@@ -262,7 +277,10 @@ class InvitationAdmin(AnswersBusy):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Revoke the selected pending invitations")
+    def has_revoke_permission(self, request):
+        return _may_change(request, self.opts)
+
+    @admin.action(description="Revoke the selected pending invitations", permissions=["revoke"])
     def revoke(self, request, queryset):
         apply_to_each(
             request,

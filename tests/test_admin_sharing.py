@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from accounts.models import Invitation, LedgerEntry, Membership
@@ -106,3 +107,57 @@ class AdminSharingTests(JointAccountTestCase):
         response = self.client.post(url, {"kind": "deposit", "amount": "1.00"})
         self.assertContains(response, "is read-only", status_code=422)
         self.assertEqual(self.balance(), Decimal("0.00"))
+
+
+class AdminActionPermissionTests(JointAccountTestCase):
+    """Ending a membership and revoking an invitation need the model's change permission;
+    view-only staff see the lists but can run neither action."""
+
+    def setUp(self):
+        self.invitation, _ = self.account.invite("dave@example.com", by=self.alice)
+        self.bob_membership = Membership.objects.get(user=self.bob)
+
+    def sign_in_staff(self, *codenames):
+        staff = make_user("staff@example.com")
+        staff.is_staff = True
+        staff.save()
+        staff.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="accounts", codename__in=codenames)
+        )
+        self.client.force_login(staff)
+
+    def run_actions(self) -> list:
+        """Both actions, as the admin's action form sends them; the pages' action menus."""
+        pages = []
+        for changelist, action, pk in (
+            ("membership", "end_memberships", self.bob_membership.pk),
+            ("invitation", "revoke", self.invitation.pk),
+        ):
+            url = reverse(f"admin:accounts_{changelist}_changelist")
+            page = self.client.get(url)
+            self.assertEqual(page.status_code, 200)
+            pages.append(page)
+            self.client.post(url, {"action": action, "_selected_action": [pk]})
+        self.bob_membership.refresh_from_db()
+        self.invitation.refresh_from_db()
+        return pages
+
+    def test_view_only_staff_cannot_run_them(self):
+        self.sign_in_staff("view_membership", "view_invitation")
+        memberships, invitations = self.run_actions()
+
+        self.assertIsNone(self.bob_membership.left_at)
+        self.assertEqual(self.invitation.state, "pending")
+        self.assertNotContains(memberships, 'value="end_memberships"')
+        self.assertNotContains(invitations, 'value="revoke"')
+
+    def test_staff_who_may_change_them_can(self):
+        self.sign_in_staff(
+            "view_membership", "change_membership", "view_invitation", "change_invitation"
+        )
+        memberships, invitations = self.run_actions()
+
+        self.assertIsNotNone(self.bob_membership.left_at)
+        self.assertEqual(self.invitation.state, "revoked")
+        self.assertContains(memberships, 'value="end_memberships"')
+        self.assertContains(invitations, 'value="revoke"')
