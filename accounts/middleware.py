@@ -3,6 +3,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import resolve_url
+from django.utils.cache import patch_cache_control
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -53,3 +54,20 @@ class SignInRedirectMiddleware:
             parts = urlsplit(page)
             return parts.path + (f"?{parts.query}" if parts.query else "")
         return request.get_full_path() if request.method == "GET" else "/"
+
+
+class PrivatePagesMiddleware:
+    """Every answer of the accounts app shows someone's balances, history or holders: no cache
+    may keep a copy, neither a shared one nor the browser's own (its disk, the back button
+    after signing out). A view that sets Cache-Control itself keeps it: the polled balance
+    says `no-cache, private`, so that its ETag is revalidated on every poll (304)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        match = request.resolver_match
+        if match and match.namespace == "accounts" and not response.has_header("Cache-Control"):
+            patch_cache_control(response, no_store=True, private=True)
+        return response

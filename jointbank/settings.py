@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.SignInRedirectMiddleware",
+    # Cache-Control: no-store, private on every answer of the accounts app.
+    "accounts.middleware.PrivatePagesMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 

@@ -145,6 +145,25 @@ class AuthorizationMatrixTests(JointAccountTestCase):
                     response = self.request(method, url, data)
                     self.assertEqual(response.status_code, expected[role])
 
+    def test_no_answer_is_kept_in_a_cache(self):
+        # Every URL, every role, plain and HTMX: pages, fragments, statements and refusals
+        # alike. Only the polled balance revalidates instead (its ETag: test_security_headers).
+        for pattern in account_url_patterns():
+            method, data, _ = MATRIX[pattern.name]
+            for role in ROLES:
+                self.client.force_login(self.users[role])
+                for headers in ({}, HX):
+                    with self.subTest(url=pattern.name, role=role, htmx=bool(headers)):
+                        url = self.url_for(pattern, role)
+                        response = self.request(method, url, data, **headers)
+                        directives = {
+                            directive.strip() for directive in response["Cache-Control"].split(",")
+                        }
+                        if pattern.name == "balance" and response.status_code == 200:
+                            self.assertEqual(directives, {"no-cache", "private"})
+                        else:
+                            self.assertLessEqual({"no-store", "private"}, directives)
+
     def test_refused_roles_get_404_before_their_input_is_even_looked_at(self):
         # A 400/422 about the input would tell an outsider that the account exists, and
         # would mean the view validated before checking who is asking.

@@ -62,10 +62,15 @@ class HeaderTests(JointAccountTestCase):
         self.assertEqual(response["Referrer-Policy"], "same-origin")
         self.assertEqual(response["Cross-Origin-Opener-Policy"], "same-origin")
 
-    def test_the_polled_balance_is_never_cached_by_shared_caches(self):
-        response = self.client.get(self.url("balance"), HTTP_HX_REQUEST="true")
-        self.assertIn("private", response["Cache-Control"])
-        self.assertIn("no-cache", response["Cache-Control"])
+    def test_the_polled_balance_is_revalidated_not_stored_by_shared_caches(self):
+        first = self.client.get(self.url("balance"), HTTP_HX_REQUEST="true")
+        again = self.client.get(
+            self.url("balance"), HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=first["ETag"]
+        )
+        self.assertEqual((first.status_code, again.status_code), (200, 304))
+        for response in (first, again):
+            self.assertEqual(response["Cache-Control"], "no-cache, private")
+            self.assertEqual(response["ETag"], first["ETag"])
 
 
 class ProductionSettingsTests(JointAccountTestCase):
