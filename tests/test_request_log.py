@@ -52,8 +52,28 @@ class RequestLogTests(JointAccountTestCase):
         self.assertNotIn(secret, json.dumps(line))
         self.assertIn("<key>", line["path"])
 
-    def test_an_unknown_path_is_logged_as_asked(self):
-        line = self.logged(lambda: self.client.get("/no/such/page"))
+    def test_an_unknown_path_keeps_only_route_words_and_ids(self):
+        line = self.logged(lambda: self.client.get("/accounts/12/no-such-page/"))
         self.assertEqual(
-            (line["path"], line["status"], line["account"]), ("/no/such/page", 404, None)
+            (line["path"], line["status"], line["account"]),
+            ("/accounts/12/<redacted>/", 404, None),
         )
+
+    def test_secrets_in_unmatched_urls_stay_out_of_the_log(self):
+        invitation, token = self.account.invite("dave@example.com", by=self.alice)
+        link = reverse("accounts:invitation", args=[invitation.pk, token])
+        reset = reverse("account_reset_password_from_key", kwargs={"uidb36": "1", "key": "c0-ffee"})
+        for url, logged in [
+            # Without their trailing slash: redirected (301) to the link, unmatched themselves.
+            (link.rstrip("/"), f"/accounts/invitations/{invitation.pk}/<redacted>"),
+            (reset.rstrip("/"), "/auth/password/reset/key/<redacted>"),
+        ]:
+            with self.subTest(url=url):
+                line = self.logged(lambda url=url: self.client.get(url))
+                self.assertEqual(line["path"], logged)
+                self.assertNotIn(token, json.dumps(line))
+                self.assertNotIn("c0-ffee", json.dumps(line))
+
+    def test_static_files_are_logged_as_asked(self):
+        line = self.logged(lambda: self.client.get("/static/css/no-such.css"))
+        self.assertEqual(line["path"], "/static/css/no-such.css")
