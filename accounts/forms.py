@@ -80,8 +80,17 @@ class AccountForm(forms.Form):
         return name
 
 
+class LowercaseEmailField(forms.EmailField):
+    """An address lower-cased before it is validated, so the address that passed validation
+    is the one stored and mailed: lower() can turn a valid address into an invalid one
+    ("İ" becomes "i" and a combining dot) or make it longer than 254 characters."""
+
+    def to_python(self, value) -> str:
+        return super().to_python(value).lower()
+
+
 class InviteForm(forms.Form):
-    email = forms.EmailField(
+    email = LowercaseEmailField(
         label="Invite by e-mail",
         max_length=254,
         error_messages={
@@ -89,9 +98,3 @@ class InviteForm(forms.Form):
             "invalid": "Enter a valid e-mail address, like name@example.com.",
         },
     )
-
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].lower()
-        if len(email) > 254:  # lower() can lengthen some letters ("İ" becomes two characters)
-            raise forms.ValidationError(self.fields["email"].error_messages["invalid"])
-        return email

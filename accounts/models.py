@@ -452,10 +452,12 @@ class MembershipQuerySet(models.QuerySet["Membership"]):
         return self.filter(left_at__isnull=True)
 
     def with_email(self, email: str) -> MembershipQuerySet:
-        """Memberships of the user with this address, as login e-mail or as an allauth
-        address (verified or not: an invitation to someone's second address is still them)."""
-        addresses = EmailAddress.objects.filter(email__iexact=email).values("user_id")
-        return self.filter(Q(user__email__iexact=email) | Q(user_id__in=addresses))
+        """Memberships of the user who has verified this address (any of theirs, not only the
+        primary one). An unverified address proves nothing: anyone can add someone else's
+        address to their own user, and a co-holder could so block invitations to it.
+        Accepting asks for the same verified address (Invitation.check_answerable_by)."""
+        verified = EmailAddress.objects.filter(email__iexact=email, verified=True)
+        return self.filter(user_id__in=verified.values("user_id"))
 
 
 class Membership(models.Model):

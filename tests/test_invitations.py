@@ -103,6 +103,7 @@ class InviteTests(InvitationTestCase):
             "a b@example.com",
             "x" * 250 + "@example.com",
             "İ" * 130 + "@example.com",  # 142 characters, 272 once lower-cased
+            "İnfo@example.com",  # valid, but lower-cased "i̇nfo" (with a combining dot) is not
         ):
             for headers in (HX, {}):
                 with self.subTest(email=email, htmx=bool(headers)):
@@ -124,6 +125,16 @@ class InviteTests(InvitationTestCase):
                 response = self.invite(email, **HX)
                 self.assertContains(response, "already holds this account", status_code=422)
         self.assertFalse(Invitation.objects.exists())
+
+    def test_an_address_a_holder_added_without_verifying_it_does_not_block_an_invitation(self):
+        # Bob cannot keep dave out by claiming dave's address on his own user.
+        EmailAddress.objects.create(user=self.bob, email="dave@example.com", verified=False)
+        self.bob.email = "dave@example.com"  # even as his login address
+        self.bob.save()
+        response = self.invite("dave@example.com")
+        self.assertRedirects(response, self.url("detail"), status_code=303)
+        self.assertEqual(self.invitation().email, "dave@example.com")
+        self.assertEqual(mail.outbox[-1].to, ["dave@example.com"])
 
     def test_a_second_pending_invitation_to_the_same_address_is_a_form_error(self):
         self.invite()
