@@ -33,11 +33,13 @@ def main(argv=None) -> int:
     bench.add_argument("--seconds", type=float, default=20)
     bench.add_argument("--clients", type=int, default=16)
     bench.add_argument("--workers", type=int, default=4)
+    bench.add_argument("--worker-class", choices=["sync", "gthread"], default="sync")
+    bench.add_argument("--threads", type=int, default=4, help="per gthread worker")
     bench.add_argument("--write", help="append the results to this Markdown file")
     bench.add_argument(
         "--hot-only",
         action="store_true",
-        help="only the three hot-account rows, for quick iterations (never written to --write)",
+        help="only the hot-account rows, for quick iterations (never written to --write)",
     )
 
     args = parser.parse_args(argv)

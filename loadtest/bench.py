@@ -1,9 +1,13 @@
-"""`make bench`: the locked path against the naive one and against PostgreSQL's own ceiling.
+"""`make bench`: the locked path against the naive one, against the bare model method, against
+a conditional UPDATE with no explicit lock, and against PostgreSQL's own ceiling.
 
-Every figure comes from one run on one machine: gunicorn (`--workers` sync workers) serving
-the real app, and the same app with the naive balance change (loadtest/naive_wsgi.py), both
-driven by wrk (a C client, so the client is not the bottleneck) through loadtest/wrk.lua, and
-pgbench running the locked path's SQL transaction with the same number of clients.
+Every figure comes from one run on one machine: gunicorn (`--workers` workers) serving the real
+app, the same app with the naive balance change (loadtest/naive_wsgi.py), `Account.deposit`
+alone behind a bare WSGI shell (loadtest/bare_wsgi.py) and the conditional UPDATE behind the
+same shell (loadtest/conditional_wsgi.py), all driven by wrk (a C client, so the client is not
+the bottleneck) through loadtest/wrk.lua; and pgbench running the locked path's SQL transaction
+with the same number of clients. Inside the workers, loadtest/probe.py measures CPU time and
+round trips per request and the row-lock window of every balance change.
 """
 
 import json
@@ -15,6 +19,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +35,20 @@ PAGE_SECONDS = 5
 PAGE_CLIENTS = 4
 # The locked path's transaction, statement for statement (see the file).
 PGBENCH_SCRIPT = Path(__file__).with_name("locked.pgbench.sql")
+# The hot-account rows served over HTTP: WSGI module and what it is.
+HOT_APPS = {
+    "locked": ("jointbank.wsgi", "the real app"),
+    "naive": ("loadtest.naive_wsgi", "the real app, read-modify-write without a lock"),
+    "bare": ("loadtest.bare_wsgi", "Account.deposit/withdraw alone: no session, auth, template"),
+    "conditional": (
+        "loadtest.conditional_wsgi",
+        "bare: UPDATE … WHERE balance + Δ >= 0, no explicit lock, no hash chain",
+    ),
+}
+# The filtered history (issue 12: `?q=`, `holder=`, `kind=`, `from=`/`to=` on the account page)
+# does not exist yet. Once it does, set its query string here (e.g. "kind=withdrawal") and the
+# page rows measure the filtered first page at 1k, 100k and 1M ledger rows as well.
+FILTERED_HISTORY_QUERY = None
 
 
 class Bench:
@@ -36,6 +56,7 @@ class Bench:
         self.args = args
         self.rows: list[tuple] = []  # (what, rate, p50, p99, lost, note)
         self.results: dict[str, dict] = {}
+        self.probes: dict[str, dict] = {}  # server name -> merged loadtest/probe.py data
 
     def execute(self) -> int:
         if not shutil.which("wrk"):
@@ -55,25 +76,45 @@ class Bench:
         self.fixture = json.loads(out.strip().splitlines()[-1])
         stack.collectstatic(self.database_url)
 
-        workers = self.args.workers
-        with stack.servers(self.database_url, 1, workers) as [server]:
+        with self.serve("locked") as server:
             self.cookies = self.sign_in(server.url, self.fixture["email"])
             self.spread_cookies = self.sign_in(server.url, self.fixture["spread_email"])
             self.hot("locked", server, self.fixture["hot"]["locked"])
-        with stack.servers(self.database_url, 1, workers, app="loadtest.naive_wsgi") as [server]:
-            self.hot("naive", server, self.fixture["hot"]["naive"])
+        for strategy in ["naive", "bare", "conditional"]:
+            with self.serve(strategy, HOT_APPS[strategy][0]) as server:
+                self.hot(strategy, server, self.fixture["hot"][strategy])
         self.pgbench("hot", self.fixture["hot"]["pgbench"], 1, self.fixture["user"])
         if self.args.hot_only:
             self.print_table(time.monotonic() - began)
             return 0
-        with stack.servers(self.database_url, 1, workers) as [server]:
-            first, count = self.fixture["spread"]
+        first, count = self.fixture["spread"]
+        with self.serve("spread") as server:
             self.spread(server, first, count)
-            self.pgbench("spread", first, count, self.fixture["spread_user"])
+        self.pgbench("spread", first, count, self.fixture["spread_user"])
+        with self.serve("pages") as server:
             for label, history in self.fixture["history"].items():
                 self.pages(server, label, history)
+            self.poll(server, self.fixture["history"]["1k"])
         self.print_table(time.monotonic() - began)
         return 0
+
+    @contextmanager
+    def serve(self, name, app="jointbank.wsgi"):
+        """One gunicorn instance with the probe's hooks; what they measured goes to
+        self.probes[name] once it has stopped."""
+        folder = Path(tempfile.mkdtemp(prefix=f"bench-probe-{name}-"))
+        env = {"BENCH_PROBE_DIR": str(folder), "BENCH_USER_ID": str(self.fixture["user"])}
+        options = ["--config", "python:loadtest.probe", "--worker-class", self.args.worker_class]
+        if self.args.worker_class == "gthread":
+            options += ["--threads", str(self.args.threads)]
+        try:
+            with stack.servers(
+                self.database_url, 1, self.args.workers, app, env=env, options=options
+            ) as [server]:
+                yield server
+            self.probes[name] = _merged_probes(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     # --- measurements -------------------------------------------------------------------------
     def sign_in(self, url, email):
@@ -125,12 +166,12 @@ class Bench:
         self.results[f"hot {strategy}"] = data
         self.rows.append(
             (
-                f"hot account, {strategy}, HTTP",
+                f"hot account, {strategy}",
                 data["rate"],
                 data["p50_ms"],
                 data["p99_ms"],
                 f"${lost_amount}" + (f", {lost} stale entries" if lost else ""),
-                self.http_note(data),
+                f"{HOT_APPS[strategy][1]}; " + self.http_note(data),
             )
         )
         print(f"  hot {strategy}: {data['rate']:.0f} req/s, lost ${lost_amount}", flush=True)
@@ -148,7 +189,7 @@ class Bench:
         self.results["spread locked"] = data
         self.rows.append(
             (
-                f"{count:,} accounts, locked, HTTP",
+                f"{count:,} accounts, locked",
                 data["rate"],
                 data["p50_ms"],
                 data["p99_ms"],
@@ -218,10 +259,13 @@ class Bench:
 
     def pages(self, server, label, history):
         account, middle = history["account"], history["middle"]
-        for page, path, htmx in [
+        pages = [
             ("account page", f"/accounts/{account}/", 0),
             ("history page", f"/accounts/{account}/history/?before={middle}", 1),
-        ]:
+        ]
+        if FILTERED_HISTORY_QUERY:
+            pages.append(("filtered history", f"/accounts/{account}/?{FILTERED_HISTORY_QUERY}", 1))
+        for page, path, htmx in pages:
             data = self.wrk(
                 server.url, PAGE_CLIENTS, PAGE_SECONDS, mode="get", path=path, htmx=htmx
             )
@@ -236,6 +280,28 @@ class Bench:
                     f"{PAGE_CLIENTS} clients" + ("; HTMX fragment, mid-ledger" if htmx else ""),
                 )
             )
+
+    def poll(self, server, history):
+        """The open account page's poll while nothing changes: 304 from the version ETag."""
+        account, version = history["account"], history["rows"]
+        data = self.wrk(
+            server.url,
+            PAGE_CLIENTS,
+            PAGE_SECONDS,
+            mode="get",
+            path=f"/accounts/{account}/balance/?after=0",
+            htmx=1,
+            if_none_match=f'"{version}"',
+            expect=304,
+        )
+        self.results["poll"] = data
+        bad = data["not_200"] + data["socket_errors"]
+        note = f"{PAGE_CLIENTS} clients; If-None-Match current" + (
+            f"; {bad} not 304" if bad else ""
+        )
+        self.rows.append(
+            ("balance poll, 304", data["rate"], data["p50_ms"], data["p99_ms"], "", note)
+        )
 
     # --- the database's side of the story -----------------------------------------------------
     def ledger_state(self, account) -> int:
@@ -279,35 +345,129 @@ class Bench:
         bad = data["not_200"] + data["socket_errors"]
         return f"{self.args.workers} workers" + (f"; {bad} answers not 200" if bad else "")
 
-    def print_table(self, seconds):
+    def targets(self) -> list[tuple]:
+        """The issue's targets (issue 13), each as a ratio of two rows of this run."""
         r = self.results
-        ratios = [
+        hot = r.get("hot locked", {})
+        spread = ("1,000 accounts, locked / pgbench on 1,000 accounts", "spread locked")
+        rows = [
+            ("hot account, locked / naive (req/s)", "hot locked", "hot naive", "rate", "≥ 0.9"),
             (
-                "hot locked / hot naive (req/s)",
-                _ratio(r, "hot locked", "hot naive", "rate"),
-                "≥ 0.9",
-            ),
-            (
-                "hot locked / pgbench hot (req/s ÷ tps)",
-                _ratio(r, "hot locked", "pgbench hot", "rate"),
+                "hot account, locked / pgbench, same transaction",
+                "hot locked",
+                "pgbench hot",
+                "rate",
                 "≥ 0.3",
             ),
             (
-                "history page p50, 1M rows / 1k rows",
-                _ratio(r, "history page 1M", "history page 1k", "p50_ms"),
+                "hot account, locked / bare WSGI calling Account.deposit",
+                "hot locked",
+                "hot bare",
+                "rate",
+                "≥ 0.7",
+            ),
+            (*spread, "pgbench spread", "rate", "≥ 0.3"),
+            (
+                "account page p50, 1M rows / 1k rows",
+                "account page 1M",
+                "account page 1k",
+                "p50_ms",
                 "≤ 1.5",
             ),
             (
-                "account page p50, 1M rows / 1k rows",
-                _ratio(r, "account page 1M", "account page 1k", "p50_ms"),
+                "history page (older rows) p50, 1M rows / 1k rows",
+                "history page 1M",
+                "history page 1k",
+                "p50_ms",
+                "≤ 1.5",
+            ),
+        ]
+        if FILTERED_HISTORY_QUERY:
+            rows.append(
+                (
+                    "filtered history p50, 1M rows / 1k rows",
+                    "filtered history 1M",
+                    "filtered history 1k",
+                    "p50_ms",
+                    "≤ 1.5",
+                )
+            )
+        measured = [(what, _ratio(r, a, b, key), target) for what, a, b, key, target in rows]
+        p99_p50 = hot["p99_ms"] / hot["p50_ms"] if hot.get("p50_ms") else None
+        measured.insert(
+            3, (f"hot account p99 / p50 at {self.args.clients} clients", p99_p50, "≤ 2")
+        )
+        measured += [
+            (
+                "hot account, bare / conditional UPDATE (what the explicit lock and its checks "
+                "cost the model method)",
+                _ratio(r, "hot bare", "hot conditional", "rate"),
+                "",
+            ),
+            (
+                "hot account, locked / conditional UPDATE",
+                _ratio(r, "hot locked", "hot conditional", "rate"),
                 "",
             ),
         ]
+        return measured
+
+    def profile_lines(self) -> list[str]:
+        """CPU time and round trips per request, from inside the workers (loadtest/probe.py)."""
+        wanted = [
+            ("deposit", 200, ["locked", "naive", "bare", "conditional", "spread"]),
+            ("withdraw", 200, ["locked", "naive", "bare", "conditional", "spread"]),
+            ("poll", 304, ["pages"]),
+            ("account page", 200, ["pages"]),
+            ("history page", 200, ["pages"]),
+        ]
+        lines = [
+            "| request | served by | n | CPU ms p50 | CPU ms mean | queries | round trips |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for route, status, servers in wanted:
+            for server in servers:
+                sample = self.probes.get(server, {}).get("requests", {}).get((route, status))
+                if not sample:
+                    continue
+                cpu = sample["cpu_ms"]
+                lines.append(
+                    f"| {route} {status} | {_served_by(server)} | {len(cpu):,} | "
+                    f"{_num(statistics.median(cpu), 2)} | {_num(statistics.mean(cpu), 2)} | "
+                    f"{_span(sample['queries'])} | {_span(sample['round_trips'])} |"
+                )
+        return lines
+
+    def window_lines(self) -> list[str]:
+        """How long each balance change held the account's row lock, and waited for it."""
+        lines = [
+            "| served by | changes | lock wait p50 / p99 ms | lock held p50 / p90 / p99 / max ms |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for server in ["locked", "bare", "conditional", "spread"]:
+            windows = self.probes.get(server, {}).get("windows", {})
+            pairs = windows.get("deposit", []) + windows.get("withdraw", [])
+            if not pairs:
+                continue
+            waits = sorted(wait for wait, _ in pairs)
+            held = sorted(window for _, window in pairs)
+            lines.append(
+                f"| {_served_by(server)} | {len(pairs):,} | {_num(_pct(waits, 50), 2)} / "
+                f"{_num(_pct(waits, 99), 2)} | {_num(_pct(held, 50), 2)} / "
+                f"{_num(_pct(held, 90), 2)} / {_num(_pct(held, 99), 2)} / {_num(held[-1], 2)} |"
+            )
+        return lines
+
+    def print_table(self, seconds):
+        worker = self.args.worker_class + (
+            f" × {self.args.threads} threads" if self.args.worker_class == "gthread" else ""
+        )
         lines = [
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores ({_cpu()}) · "
             f"Python {platform.python_version()} · {_pg_version(self.database_url)} · "
-            f"gunicorn sync, {self.args.workers} workers · {self.args.clients} clients, "
-            f"{self.args.seconds:g} s per load row · run took {seconds:.0f} s",
+            f"gunicorn {worker}, {self.args.workers} workers · {self.args.clients} clients, "
+            f"{self.args.seconds:g} s per load row · load average {_load()} at the end · "
+            f"run took {seconds:.0f} s",
             "",
             "| what | req/s (tps) | p50 ms | p99 ms | lost (balance vs Σ ledger) | notes |",
             "| --- | ---: | ---: | ---: | ---: | --- |",
@@ -316,11 +476,13 @@ class Bench:
             lines.append(
                 f"| {what} | {_num(rate)} | {_num(p50, 1)} | {_num(p99, 1)} | {lost} | {note} |"
             )
-        lines += ["", "| ratio | measured | target |", "| --- | ---: | --- |"]
-        for what, value, target in ratios:
+        lines += ["", "| target (issue 13) | measured | target |", "| --- | ---: | --- |"]
+        for what, value, target in self.targets():
             lines.append(f"| {what} | {_num(value, 2)} | {target} |")
-        p99 = _num(r["hot locked"]["p99_ms"], 1)
-        lines.append(f"| hot locked p99 at {self.args.clients} clients | {p99} ms | ≤ 50 ms |")
+        lines += ["", "CPU time and database round trips per request (inside the workers):", ""]
+        lines += self.profile_lines()
+        lines += ["", "The account's row lock, per balance change (lock granted → COMMIT):", ""]
+        lines += self.window_lines()
         table = "\n".join(lines)
         print("\n" + table)
         if self.args.write and not self.args.hot_only:
@@ -386,3 +548,43 @@ def _ratio(results, a, b, key):
 
 def _num(value, digits=0):
     return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _span(counts) -> str:
+    """The usual count, and the range when requests differed."""
+    low, high, usual = min(counts), max(counts), statistics.median_low(counts)
+    return f"{usual}" if low == high else f"{usual} ({low}–{high})"
+
+
+SERVED_BY = {
+    "locked": "real app, hot account",
+    "naive": "naive app, hot account",
+    "bare": "bare WSGI, Account.deposit",
+    "conditional": "bare WSGI, conditional UPDATE",
+    "spread": "real app, 1,000 accounts",
+    "pages": "real app, page rows",
+}
+
+
+def _served_by(server: str) -> str:
+    return SERVED_BY.get(server, server)
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def _merged_probes(folder: Path) -> dict:
+    """The probe files of one server's workers, merged: requests by (route, status), lock
+    windows by route."""
+    requests = defaultdict(lambda: defaultdict(list))
+    windows = defaultdict(list)
+    for path in folder.glob("*.json"):
+        data = json.loads(path.read_text())
+        for sample in data["requests"]:
+            merged = requests[(sample["route"], sample["status"])]
+            for key in ("cpu_ms", "queries", "round_trips"):
+                merged[key] += sample[key]
+        for route, pairs in data["windows"].items():
+            windows[route] += pairs
+    return {"requests": dict(requests), "windows": dict(windows)}

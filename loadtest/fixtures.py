@@ -70,8 +70,9 @@ BENCH_BALANCE = Decimal("1000000.00")
 
 
 def bench() -> None:
-    """The benchmark's accounts: three hot ones (locked, naive, pgbench), 1,000 to spread the
-    load over, and three whose ledgers hold 1k, 100k and 1M rows, bulk-loaded in SQL."""
+    """The benchmark's accounts: a hot one per hot row (locked, naive, bare, conditional,
+    pgbench), 1,000 to spread the load over, and three whose ledgers hold 1k, 100k and 1M rows,
+    bulk-loaded in SQL."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jointbank.settings")
     import django
 
@@ -96,7 +97,10 @@ def bench() -> None:
         account.deposit(BENCH_BALANCE, by=by)
         return account.pk
 
-    hot = {name: funded(f"hot ({name})") for name in ["locked", "naive", "pgbench"]}
+    hot = {
+        name: funded(f"hot ({name})")
+        for name in ["locked", "naive", "bare", "conditional", "pgbench"]
+    }
     with transaction.atomic():  # consecutive ids, so wrk can pick one with first + random(n)
         spread = [funded(f"spread {n}", by=spread_user) for n in range(SPREAD_ACCOUNTS)]
     assert spread == list(range(spread[0], spread[0] + SPREAD_ACCOUNTS)), "ids not consecutive"

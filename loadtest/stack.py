@@ -109,9 +109,12 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """One gunicorn instance (a master and `workers` sync workers) on 127.0.0.1."""
+    """One gunicorn instance (a master and `workers` workers, sync unless `options` say
+    otherwise) on 127.0.0.1."""
 
-    def __init__(self, database_url: str, workers: int, app: str = "jointbank.wsgi", env=None):
+    def __init__(
+        self, database_url: str, workers: int, app: str = "jointbank.wsgi", env=None, options=()
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # A file, not a pipe: nobody reads a pipe during the run, and once its buffer is full
@@ -131,6 +134,7 @@ class Gunicorn:
                 # A worker stopped with SIGSTOP is killed and replaced after this long.
                 "--timeout",
                 "30",
+                *options,
             ],
             cwd=ROOT,
             env={**app_env(database_url), **(env or {})},
@@ -171,8 +175,15 @@ class Gunicorn:
 
 
 @contextmanager
-def servers(database_url: str, instances: int, workers: int, app: str = "jointbank.wsgi"):
-    started = [Gunicorn(database_url, workers, app) for _ in range(instances)]
+def servers(
+    database_url: str,
+    instances: int,
+    workers: int,
+    app: str = "jointbank.wsgi",
+    env=None,
+    options=(),
+):
+    started = [Gunicorn(database_url, workers, app, env, options) for _ in range(instances)]
     try:
         for server in started:
             server.wait_ready()

@@ -3,7 +3,9 @@
 --   BENCH_MODE     "change": POST a random deposit or withdrawal ($1.00-$9.99, with a fresh
 --                  idempotency key) to one of
 --                  BENCH_ACCOUNTS accounts starting at id BENCH_FIRST_ACCOUNT;
---                  "get": GET BENCH_PATH (with HX-Request when BENCH_HTMX=1)
+--                  "get": GET BENCH_PATH (with HX-Request when BENCH_HTMX=1, and
+--                  If-None-Match: BENCH_IF_NONE_MATCH when set: the balance poll)
+--   BENCH_EXPECT   the status every response should have (200; 304 for the poll)
 -- done() prints one line "RESULT {json}" that loadtest/bench.py reads.
 local cookie = os.getenv("BENCH_COOKIE")
 local csrf = os.getenv("BENCH_CSRF")
@@ -12,6 +14,8 @@ local first = tonumber(os.getenv("BENCH_FIRST_ACCOUNT") or "0")
 local count = tonumber(os.getenv("BENCH_ACCOUNTS") or "1")
 local get_path = os.getenv("BENCH_PATH") or "/"
 local htmx = os.getenv("BENCH_HTMX") == "1"
+local if_none_match = os.getenv("BENCH_IF_NONE_MATCH")
+local expect = tonumber(os.getenv("BENCH_EXPECT") or "200")
 
 local threads = {}
 setup = function(thread)
@@ -22,7 +26,7 @@ end
 -- wrk counts 3xx as success; a redirect here means the session was refused, so count it.
 not_ok = 0
 response = function(status, headers, body)
-  if status ~= 200 then not_ok = not_ok + 1 end
+  if status ~= expect then not_ok = not_ok + 1 end
 end
 
 init = function(args)
@@ -33,6 +37,7 @@ request = function()
   if mode == "get" then
     local headers = { ["Cookie"] = cookie }
     if htmx then headers["HX-Request"] = "true" end
+    if if_none_match then headers["If-None-Match"] = if_none_match end
     return wrk.format("GET", get_path, headers)
   end
   local account = first + math.random(0, count - 1)
