@@ -1,0 +1,47 @@
+"""The hot path's database work, pinned: a deposit or withdrawal that sends one more query, or
+holds the account's row lock across one more statement, fails here instead of only showing up
+as a slower `make bench` (docs/benchmarks.md has what each of them costs).
+
+Counted are the statements Django sends through its cursor. Inside TestCase the money
+transaction is a savepoint, so SAVEPOINT and RELEASE stand where production sends BEGIN and
+COMMIT; production also sends the connection health check (`SELECT 1`), which the test client
+does not.
+"""
+
+import uuid
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.base import JointAccountTestCase
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+# session, user, account (holder check), SAVEPOINT, transaction timeouts, row lock, UPDATE of
+# the balance and chain head (its WHERE carries the holder check and the key lookup), INSERT of
+# the entry, RELEASE, the new history rows, the balance chart
+HTMX_CHANGE = 11
+# What runs while the row lock is held: UPDATE, INSERT, then COMMIT (here RELEASE).
+UNDER_THE_LOCK = 3
+
+
+class MoneyPathQueryCountTests(JointAccountTestCase):
+    def change(self, verb: str):
+        data = {"amount": "5.00", "idempotency_key": str(uuid.uuid4()), "after": "0"}
+        with CaptureQueriesContext(connection) as queries:
+            response = self.client.post(self.url(verb), data, **HX)
+        self.assertEqual(response.status_code, 200)
+        return [query["sql"] for query in queries.captured_queries]
+
+    def assert_pinned(self, statements):
+        listing = "\n".join(statements)
+        self.assertEqual(len(statements), HTMX_CHANGE, listing)
+        lock = next(i for i, sql in enumerate(statements) if "FOR NO KEY UPDATE" in sql)
+        release = next(i for i, sql in enumerate(statements) if sql.startswith("RELEASE"))
+        self.assertEqual(release - lock, UNDER_THE_LOCK, listing)
+
+    def test_it_pins_the_queries_of_an_htmx_deposit(self):
+        self.assert_pinned(self.change("deposit"))
+
+    def test_it_pins_the_queries_of_an_htmx_withdrawal(self):
+        self.assert_pinned(self.change("withdraw"))
