@@ -76,9 +76,12 @@ chaos: install
 chaos-ci:
 	$(MAKE) chaos CHAOS_SECONDS=30 CHAOS_FAULTS=worker-kill,pg-terminate
 
-# One table: hot account locked vs naive vs pgbench (same SQL), 1,000 accounts, page latency at
-# 1k/100k/1M ledger rows. wrk (Debian) drives HTTP; results go to docs/benchmarks.md.
+# One table: hot account locked vs naive vs bare model method vs conditional UPDATE vs pgbench
+# (same SQL), 1,000 accounts, page latency at 1k/100k/1M ledger rows, CPU and round trips per
+# request, the row-lock window. wrk (Debian) drives HTTP; results go to docs/benchmarks.md.
 BENCH_WORKERS ?= 4
+BENCH_WORKER_CLASS ?= sync
+BENCH_THREADS ?= 4
 BENCH_CLIENTS ?= 16
 BENCH_SECONDS ?= 20
 # BENCH_HOT_ONLY=1: only the hot-account rows, not written to the docs (for quick iterations).
@@ -86,6 +89,7 @@ BENCH_HOT_ONLY ?=
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(WITH_DB) $(PY) -m loadtest bench --workers $(BENCH_WORKERS) --clients $(BENCH_CLIENTS) \
+	  --worker-class $(BENCH_WORKER_CLASS) --threads $(BENCH_THREADS) \
 	  --seconds $(BENCH_SECONDS) --write docs/benchmarks.md $(if $(BENCH_HOT_ONLY),--hot-only)
 
 # Known vulnerabilities in the pinned packages (pip-audit over .venv): fails on any, and on
