@@ -10,7 +10,7 @@ WITH_DB := $(PY) -m jointbank.embedded_db run --
 HOST_PORT ?= 127.0.0.1:8000
 WORKERS ?= 4
 
-.PHONY: install run test lint serve deploy-check screenshots clean chaos chaos-ci bench manage audit
+.PHONY: install run test lint serve deploy-check screenshots clean chaos chaos-ci bench bench-levers manage audit
 
 install: $(VENV)/.installed
 
@@ -91,6 +91,17 @@ bench: install
 	$(WITH_DB) $(PY) -m loadtest bench --workers $(BENCH_WORKERS) --clients $(BENCH_CLIENTS) \
 	  --worker-class $(BENCH_WORKER_CLASS) --threads $(BENCH_THREADS) \
 	  --seconds $(BENCH_SECONDS) --write docs/benchmarks.md $(if $(BENCH_HOT_ONLY),--hot-only)
+
+# Each lever of the hot path against the same baseline in one run (loadtest/levers.py), e.g.
+# make bench-levers LEVERS=baseline,sessions-in-redis,sync-2 LEVER_REFS=main
+LEVERS ?= baseline,sessions-in-redis,no-health-check,sync-2,sync-3,sync-6,gthread-2x4,gthread-4x2
+LEVER_REFS ?=
+LEVER_SECONDS ?= 15
+LEVER_ROUNDS ?= 2
+bench-levers: install
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	$(WITH_DB) $(PY) -m loadtest levers --variants $(LEVERS) --refs "$(LEVER_REFS)" \
+	  --seconds $(LEVER_SECONDS) --rounds $(LEVER_ROUNDS) --clients $(BENCH_CLIENTS)
 
 # Known vulnerabilities in the pinned packages (pip-audit over .venv): fails on any, and on
 # packages it could not audit, unless AUDIT_UNREACHABLE_OK=1 (.ci/run), which says so and goes on.

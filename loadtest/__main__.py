@@ -1,5 +1,6 @@
 """python -m loadtest chaos [--seconds 60] [--faults worker-kill,pg-terminate,...]
-python -m loadtest bench"""
+python -m loadtest bench
+python -m loadtest levers [--variants baseline,sync-2,...] [--refs main]"""
 
 import argparse
 import sys
@@ -42,6 +43,26 @@ def main(argv=None) -> int:
         help="only the hot-account rows, for quick iterations (never written to --write)",
     )
 
+    levers = commands.add_parser("levers", help="hot-path variants against one baseline")
+    levers.add_argument("--seconds", type=float, default=15)
+    levers.add_argument("--rounds", type=int, default=2)
+    levers.add_argument("--clients", type=int, default=16)
+    levers.add_argument("--workers", type=int, default=4)
+    levers.add_argument("--worker-class", choices=["sync", "gthread"], default="sync")
+    levers.add_argument("--threads", type=int, default=4, help="per gthread worker")
+    levers.add_argument(
+        "--variants",
+        type=lambda text: [name for name in text.split(",") if name],
+        default=["baseline"],
+        help="comma-separated names from loadtest/levers.py (baseline first)",
+    )
+    levers.add_argument(
+        "--refs",
+        type=lambda text: [ref for ref in text.split(",") if ref],
+        default=[],
+        help="earlier commits to serve as variants too, e.g. main",
+    )
+
     args = parser.parse_args(argv)
     if args.command == "chaos":
         unknown = set(args.faults) - set(faults.FAULTS)
@@ -50,6 +71,13 @@ def main(argv=None) -> int:
         from .chaos import Run
 
         return Run(args).execute()
+    if args.command == "levers":
+        from .levers import VARIANTS, Levers
+
+        unknown = set(args.variants) - set(VARIANTS)
+        if unknown or args.variants[:1] != ["baseline"]:
+            parser.error(f"variants: baseline first, then from {', '.join(VARIANTS)}")
+        return Levers(args).execute()
     from .bench import Bench
 
     return Bench(args).execute()

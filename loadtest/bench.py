@@ -33,6 +33,8 @@ from .client import Browser
 WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
 PAGE_SECONDS = 5
 PAGE_CLIENTS = 4
+# gunicorn's hooks that measure inside the workers, as a file: it also serves other checkouts.
+PROBE = Path(__file__).with_name("probe.py")
 # The locked path's transaction, statement for statement (see the file).
 PGBENCH_SCRIPT = Path(__file__).with_name("locked.pgbench.sql")
 # The hot-account rows served over HTTP: WSGI module and what it is.
@@ -58,24 +60,27 @@ class Bench:
         self.results: dict[str, dict] = {}
         self.probes: dict[str, dict] = {}  # server name -> merged loadtest/probe.py data
 
-    def execute(self) -> int:
+    def prepare(self, history=True) -> None:
+        """A fresh database with the fixtures (without the long ledgers unless `history`)."""
         if not shutil.which("wrk"):
             raise SystemExit("wrk is missing: `make bench` installs it (apt-get install wrk).")
-        began = time.monotonic()
         base_url, _ = stack.base_database_url()
         self.database_url = stack.fresh_database(base_url, "bench")
-        print("bench: loading accounts and 1.1M ledger rows …", flush=True)
+        print(f"bench: loading accounts{' and 1.1M ledger rows' if history else ''} …", flush=True)
         out = stack.manage(
             self.database_url,
             "shell",
             "-c",
-            "from loadtest.fixtures import bench; bench()",
+            f"from loadtest.fixtures import bench; bench(history={history})",
             capture_output=True,
             text=True,
         ).stdout
         self.fixture = json.loads(out.strip().splitlines()[-1])
         stack.collectstatic(self.database_url)
 
+    def execute(self) -> int:
+        began = time.monotonic()
+        self.prepare()
         with self.serve("locked") as server:
             self.cookies = self.sign_in(server.url, self.fixture["email"])
             self.spread_cookies = self.sign_in(server.url, self.fixture["spread_email"])
@@ -99,17 +104,24 @@ class Bench:
         return 0
 
     @contextmanager
-    def serve(self, name, app="jointbank.wsgi"):
-        """One gunicorn instance with the probe's hooks; what they measured goes to
-        self.probes[name] once it has stopped."""
+    def serve(self, name, app="jointbank.wsgi", *, env=None, tree=stack.ROOT, **gunicorn):
+        """One gunicorn instance with the probe's hooks, serving `app` from `tree` (this
+        checkout unless told); what the hooks measured goes to self.probes[name] once it has
+        stopped. `gunicorn`: workers, worker_class, threads instead of the command line's."""
+        workers = gunicorn.get("workers", self.args.workers)
+        worker_class = gunicorn.get("worker_class", self.args.worker_class)
         folder = Path(tempfile.mkdtemp(prefix=f"bench-probe-{name}-"))
-        env = {"BENCH_PROBE_DIR": str(folder), "BENCH_USER_ID": str(self.fixture["user"])}
-        options = ["--config", "python:loadtest.probe", "--worker-class", self.args.worker_class]
-        if self.args.worker_class == "gthread":
-            options += ["--threads", str(self.args.threads)]
+        env = {
+            "BENCH_PROBE_DIR": str(folder),
+            "BENCH_USER_ID": str(self.fixture["user"]),
+            **(env or {}),
+        }
+        options = ["--config", str(PROBE), "--worker-class", worker_class]
+        if worker_class == "gthread":
+            options += ["--threads", str(gunicorn.get("threads", self.args.threads))]
         try:
             with stack.servers(
-                self.database_url, 1, self.args.workers, app, env=env, options=options
+                self.database_url, 1, workers, app, env=env, options=options, cwd=tree
             ) as [server]:
                 yield server
             self.probes[name] = _merged_probes(folder)

@@ -113,7 +113,13 @@ class Gunicorn:
     otherwise) on 127.0.0.1."""
 
     def __init__(
-        self, database_url: str, workers: int, app: str = "jointbank.wsgi", env=None, options=()
+        self,
+        database_url: str,
+        workers: int,
+        app: str = "jointbank.wsgi",
+        env=None,
+        options=(),
+        cwd=ROOT,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -136,7 +142,7 @@ class Gunicorn:
                 "30",
                 *options,
             ],
-            cwd=ROOT,
+            cwd=cwd,
             env={**app_env(database_url), **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("w"),
@@ -182,8 +188,9 @@ def servers(
     app: str = "jointbank.wsgi",
     env=None,
     options=(),
+    cwd=ROOT,
 ):
-    started = [Gunicorn(database_url, workers, app, env, options) for _ in range(instances)]
+    started = [Gunicorn(database_url, workers, app, env, options, cwd) for _ in range(instances)]
     try:
         for server in started:
             server.wait_ready()
