@@ -177,6 +177,12 @@ CACHES = {
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "jointbank_cache"}
 }
+# Every request reads its session. With Redis it is read from there and written through to the
+# database (a query fewer per request; the database copy survives a Redis restart). Not with
+# the database cache (that read is a query too), and never with a per-process cache, where a
+# sign-out on one worker would leave the session alive in the others.
+if REDIS_URL:
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # --- E-mail: where sign-up, password-reset and invitation mail goes ---------------------------
 # DJANGO_EMAIL_URL (smtp://user:password@host:587?tls=1, smtps://...:465, console://; see

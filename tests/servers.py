@@ -79,9 +79,8 @@ class Visitor:
     def __init__(self, base_url: str, host: str = "localhost"):
         self.base_url = base_url
         self.headers = {"Host": host}
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-        )
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
     def get(self, path: str) -> tuple[int, str]:
         return self._open(urllib.request.Request(self.base_url + path, headers=self.headers))
