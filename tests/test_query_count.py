@@ -17,12 +17,13 @@ from tests.base import JointAccountTestCase
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
-# session, user, account (holder check), SAVEPOINT, transaction timeouts, row lock, UPDATE of
-# the balance and chain head (its WHERE carries the holder check and the key lookup), INSERT of
-# the entry, RELEASE, the new history rows, the balance chart
-HTMX_CHANGE = 11
-# What runs while the row lock is held: UPDATE, INSERT, then COMMIT (here RELEASE).
-UNDER_THE_LOCK = 3
+# session, user, account (holder check), SAVEPOINT, transaction timeouts, row lock, holder
+# check on the locked row, idempotency-key lookup, UPDATE of the balance and chain head, INSERT
+# of the entry, RELEASE, the new history rows, the balance chart
+HTMX_CHANGE = 13
+# What runs while the row lock is held: the holder check, the key lookup, UPDATE, INSERT, then
+# COMMIT (here RELEASE).
+UNDER_THE_LOCK = 5
 
 
 class MoneyPathQueryCountTests(JointAccountTestCase):
