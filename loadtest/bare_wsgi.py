@@ -24,7 +24,8 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402 - after django.setup()
 from django.core import signals  # noqa: E402
 
-from accounts.models import Account, AccountError  # noqa: E402
+from accounts.errors import AccountError  # noqa: E402
+from accounts.models import Account  # noqa: E402
 
 PATH = re.compile(r"^/accounts/(\d+)/(deposit|withdraw)/$")
 

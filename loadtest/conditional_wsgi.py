@@ -32,7 +32,8 @@ from loadtest.bare_wsgi import make_application  # sets Django up before the mod
 from django.db import transaction
 from django.db.models import F
 
-from accounts.models import Account, InsufficientFunds, LedgerEntry
+from accounts.errors import InsufficientFunds
+from accounts.models import Account, LedgerEntry
 
 NOT_CHAINED = "-" * 64
 
