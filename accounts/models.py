@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from allauth.account.models import EmailAddress
@@ -16,6 +16,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import interest
 from .errors import (
     AccountClosed,
     AlreadyAHolder,
@@ -265,26 +266,33 @@ class Account(models.Model):
 
     @retry_conflicts
     def post_interest(self, period: str, annual_rate: Decimal, *, by: User) -> LedgerEntry | None:
-        """Credit one month of interest on the balance as it is now, at most once per period.
+        """Credit the interest this account earned in `period` ("YYYY-MM", a month that has
+        ended), at most once per period: Σ of the month's daily closing balances × rate ÷ 365,
+        rounded half-even to the cent once (accounts/interest.py).
 
-        Returns the ledger entry, or None when the period was already posted, the account is
-        closed, or the interest rounds to 0.00 (the period then counts as posted too, so a
-        re-run stays a no-op).
+        Returns the ledger entry, or None when the period was already posted, the account was
+        not open on any day of it, or the interest rounds to 0.00 (the period then counts as
+        posted too, so a re-run stays a no-op). BadPeriod, with nothing written, for a month
+        that has not ended.
         """
+        month = interest.Month.parse(period)
+        month.check_ended()
         # The account lock orders this against deposits, withdrawals and an overlapping run
-        # of the same job; the unique (account, period) row is the backstop.
+        # of the same job; the unique (account, period) row is the backstop. It also means an
+        # entry stamped just before midnight but committed after it is in the ledger before
+        # the daily balances are read.
         with self.lock() as locked:
-            if locked.closed_at is not None:
-                return None  # closed since the job listed it: it earns nothing any more
-            if period < timezone.localtime(locked.created_at).strftime("%Y-%m"):
-                return None  # a month before the account existed earns nothing
+            day_ends = interest.open_day_ends(locked, month)
+            if not day_ends:
+                return None  # not open on any day of the month: nothing owed, nothing to mark
             posting, created = InterestPosting.objects.get_or_create(account=locked, period=period)
             if not created:
                 return None
-            amount = (locked.balance * annual_rate / 12).quantize(CENT, ROUND_HALF_EVEN)
+            amount = interest.earned(locked, day_ends, annual_rate)
             if amount == 0:
                 return None
-            # The bank credits it, not a holder, so there is no holder check. Same transaction,
+            # The bank credits it, not a holder, so there is no holder check; an account closed
+            # since the month ended still gets what it earned while open. Same transaction,
             # lock held: the ledger entry and the posting row commit together or not at all.
             posting.entry = locked._append(LedgerEntry.Kind.INTEREST, amount, by, None)
             posting.save(update_fields=["entry"])
