@@ -265,7 +265,7 @@ USE_TZ = True
 
 # --- Money -------------------------------------------------------------------------------
 JOINTBANK_CURRENCY = env("JOINTBANK_CURRENCY", "USD")
-# Annual interest rate that `post_interest` credits monthly (balance × rate / 12).
+# Annual interest rate that `post_interest` credits monthly: Σ daily closing balances × rate / 365.
 try:
     JOINTBANK_INTEREST_RATE = Decimal(env("JOINTBANK_INTEREST_RATE", "0.02"))
 except ArithmeticError:  # decimal.InvalidOperation: not a number at all

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 
 from . import checker, faults, stack
@@ -172,15 +171,15 @@ class Run:
             )
 
     def post_interest(self):
-        """The cron job, twice at once, mid-run; re-run until it succeeds (as cron would)."""
+        """The cron job, twice at once, mid-run; re-run until it succeeds (as cron would). No
+        --period: the default, the last month that has ended, as the crontab runs it."""
         if self.stop.wait(self.args.seconds * 0.4):
             return
-        period = _previous_month()
 
         def cron(number):
             for _ in range(20):
                 result = subprocess.run(
-                    [stack.PYTHON, "manage.py", "post_interest", "--period", period],
+                    [stack.PYTHON, "manage.py", "post_interest"],
                     cwd=stack.ROOT,
                     env=stack.app_env(self.database_url),
                     capture_output=True,
@@ -239,9 +238,3 @@ def _classify(response) -> str:
     if response.status == 200 and "HX-Redirect" not in response.headers:
         return "ok"
     return "rejected"
-
-
-def _previous_month() -> str:
-    today = date.today()
-    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{year}-{month:02d}"

@@ -32,6 +32,7 @@ def main() -> None:
     from django.utils import timezone
 
     from accounts.models import Account
+    from tests.backdate import backdate
 
     users = {}
     for email in sorted({email for holders in ACCOUNTS.values() for email in holders}):
@@ -44,12 +45,14 @@ def main() -> None:
     accounts = []
     for name, holders in ACCOUNTS.items():
         account = Account.open(name, by=users[holders[0]])
-        # Opened a year ago, so the mid-run post_interest for last month applies to them
-        # (a month before an account existed earns nothing).
-        Account.objects.filter(pk=account.pk).update(created_at=timezone.now() - YEAR)
         for email in holders[1:]:
             account.memberships.create(user=users[email])
-        account.deposit(START_BALANCE, by=users[holders[0]])
+        opening = account.deposit(START_BALANCE, by=users[holders[0]])
+        # Opened, with its money, a year ago: interest is earned on daily balances, so the
+        # mid-run post_interest for last month has a whole month of them to credit.
+        a_year_ago = timezone.now() - YEAR
+        backdate(account, {opening.pk: a_year_ago})
+        Account.objects.filter(pk=account.pk).update(created_at=a_year_ago)
         accounts.append(account.pk)
         for email in holders:
             held[email].append(account.pk)
