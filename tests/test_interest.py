@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.interest import BadPeriod, Month
+from accounts.management.commands.post_interest import Command as PostInterestCommand
 from accounts.models import Account, InterestPosting, LedgerEntry
 from tests.backdate import backdate
 from tests.base import make_user
@@ -306,6 +307,16 @@ class DailyBalanceInterestTests(TestCase):
         self.assertEqual(counts["Quiet"], counts["Busy"])  # 2 entries a day change nothing
         # Busy: day d of September closes at 1,000 + 2d: Σ = 30,000 + 930 = 30,930.
         self.assertEqual(interest_amounts(busy), [Decimal("1.69")])  # × 0.02 ÷ 365 = 1.694…
+
+    def test_its_help_states_the_formula_with_an_example(self):
+        parser = PostInterestCommand().create_parser("manage.py", "post_interest")
+        text = " ".join(parser.format_help().split())
+
+        self.assertIn(
+            "closing balance (at midnight, TIME_ZONE) x JOINTBANK_INTEREST_RATE / 365", text
+        )
+        self.assertIn("26 x 1,000.00 x 0.02 / 365 = 1.4246... = $1.42", text)
+        self.assertIn("default: the last month that has ended", text)
 
     def test_the_database_refuses_a_second_posting_for_the_same_month(self):
         # The guarantee does not rest on the command alone: even code that skipped the
