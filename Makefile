@@ -30,9 +30,12 @@ run: install
 	  echo "  (Ctrl-C stops the site and the database)" && echo && \
 	  exec $(PY) manage.py runserver $(HOST_PORT)'
 
+# mypy's Django plugin imports the settings: a dummy DATABASE_URL keeps that from starting a
+# database (nothing connects to it).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	DATABASE_URL=postgres://localhost/mypy DJANGO_DEBUG=1 $(BIN)/mypy accounts jointbank
 
 test: lint
 	DJANGO_DEBUG=1 $(WITH_DB) bash -c '\

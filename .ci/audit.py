@@ -8,6 +8,8 @@ found"; here that is a failure ("not audited"), unless --unreachable-ok (CI on a
 reaches only the package index), which says so loudly and goes on.
 """
 
+from __future__ import annotations
+
 import json
 import subprocess
 import sys

@@ -79,12 +79,11 @@ class MembershipInline(admin.TabularInline):
 
     model = Membership
     extra = 0
-    fields = ["user", "joined_at", "left_at"]
-    readonly_fields = fields
+    readonly_fields = fields = ("user", "joined_at", "left_at")
     can_delete = False
     ordering = ["joined_at", "pk"]
 
-    def has_add_permission(self, request, obj):
+    def has_add_permission(self, request, obj=None):
         return False
 
 
@@ -179,7 +178,7 @@ class AddHolderForm(forms.ModelForm):
         fields = ["account", "user"]
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         account, user = cleaned.get("account"), cleaned.get("user")
         if account and user:
             # The admin validates and saves in one transaction, so this lock is held until
@@ -216,10 +215,10 @@ class MembershipAdmin(AnswersBusy):
     search_fields = ["account__name", "user__email"]
     actions = ["end_memberships"]
 
-    def get_form(self, request, obj=None, **kwargs):
+    def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = AddHolderForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         return ["account", "user", "joined_at", "left_at"] if obj else []
@@ -262,8 +261,15 @@ class InvitationAdmin(AnswersBusy):
     list_filter = ["state"]
     list_select_related = ["account", "invited_by"]
     search_fields = ["email", "account__name", "invited_by__email"]
-    fields = ["account", "email", "invited_by", "state", "created_at", "expires_at", "answered_at"]
-    readonly_fields = fields
+    readonly_fields = fields = (
+        "account",
+        "email",
+        "invited_by",
+        "state",
+        "created_at",
+        "expires_at",
+        "answered_at",
+    )
     actions = ["revoke"]
 
     def has_add_permission(self, request):

@@ -9,6 +9,8 @@ day, so the line starts where the balance stood. Entries of one account are crea
 account's row lock, so their created_at order is their balance order (id breaks ties).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal

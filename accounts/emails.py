@@ -2,6 +2,8 @@
 (`transaction.on_commit`): never from inside a row lock, and never for a change that was
 rolled back."""
 
+from __future__ import annotations
+
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import re
 import unicodedata
 import uuid
@@ -48,13 +50,13 @@ class AmountForm(forms.Form):
     @property
     def first_error(self) -> str:
         """The form shows one error line: the first field's first error."""
-        return next((errors[0] for errors in self.errors.values()), "")
+        return next((str(errors[0]) for errors in self.errors.values()), "")
 
     def renew_key(self) -> None:
         """Give a bound form a fresh key: the one it carried names an operation already done,
         so what the user sends next is a new operation."""
-        self.data = self.data.copy()
-        self.data["idempotency_key"] = str(uuid.uuid4())
+        # items(), not **: a QueryDict keeps a list per key, items() the values sent.
+        self.data = {**dict(self.data.items()), "idempotency_key": str(uuid.uuid4())}
 
 
 class TransferForm(AmountForm):

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from urllib.parse import urlsplit
 
 from django.conf import settings

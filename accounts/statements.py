@@ -7,6 +7,8 @@ as they come. A statement is a contiguous run of seq numbers, so it reconciles e
 opening balance plus the amounts is the closing balance.
 """
 
+from __future__ import annotations
+
 import csv
 import re
 from collections.abc import Iterator
@@ -110,6 +112,7 @@ def statement_lines(account, first_day: date, last_day: date) -> Iterator[str]:
             row += [_text(email), key or "", counterparty or "", hash_]
             yield writer.writerow(row)
         after = chunk[-1][0]
+    assert balance is not None  # the days hold the entry first_seq: the loop read it
     yield writer.writerow(_balance_row(end, "closing_balance", balance))
 
 

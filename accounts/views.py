@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,6 +20,9 @@ from django.utils.cache import get_conditional_response, patch_cache_control
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 from .chart import balance_chart
 from .emails import send_invitation
@@ -41,8 +45,10 @@ PAGE = "accounts/account_detail.html"
 
 
 class HtmxHttpRequest(HttpRequest):
-    """What django-htmx's middleware adds to every request."""
+    """A request to the views here: signed in (every view is behind login_required), with
+    what django-htmx's middleware adds."""
 
+    user: User
     htmx: HtmxDetails
 
 
@@ -209,7 +215,7 @@ def _money_done(
 
 @login_required
 @require_GET
-def statement(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def statement(request: HtmxHttpRequest, pk: int) -> HttpResponse | StreamingHttpResponse:
     """The ledger from `from` to `to` (dates, inclusive) as CSV, streamed in chunks."""
     account = get_account_for_holder(request, pk)
     try:
@@ -451,15 +457,15 @@ def _invitation_page(
     """The invitation with its buttons, or what stands in the way of answering it."""
     if invitation is None:
         message = "This invitation link is not valid: check that you opened all of it."
-        context = {"invitation": None, "token": token, "error": message}
-        return render(request, "accounts/invitation.html", context, status=404)
+        page = {"invitation": None, "token": token, "error": message}
+        return render(request, "accounts/invitation.html", page, status=404)
     if error is None:
         try:
             invitation.check_answerable_by(request.user)
             invitation.account.check_can_add_holder(request.user)
         except AccountError as refusal:
             error = refusal
-    context = {
+    context: dict[str, object] = {
         "invitation": invitation,
         "token": token,
         "error": error,

@@ -11,6 +11,8 @@ leaves nothing behind that blocks the next start.
                                                    # stopped afterwards if this started it
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import signal

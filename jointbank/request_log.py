@@ -11,6 +11,8 @@ with only the words our URL patterns use and plain numbers kept, anything else `
 `pk` of the accounts app's URLs.
 """
 
+from __future__ import annotations
+
 import functools
 import json
 import logging

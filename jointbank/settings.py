@@ -1,5 +1,7 @@
 """jointbank settings: one module, configured from the environment (see README)."""
 
+from __future__ import annotations
+
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +35,7 @@ if not SECRET_KEY:
             "DJANGO_SECRET_KEY is not set. Set it (any long random string) to run with "
             "DEBUG off, or set DJANGO_DEBUG=1 for development."
         )
-    SECRET_KEY = "development-only-not-secret"  # noqa: S105 - only ever used with DEBUG on
+    SECRET_KEY = "development-only-not-secret"  # only ever used with DEBUG on
 
 ALLOWED_HOSTS = [
     host.strip()
@@ -48,7 +50,6 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django.contrib.humanize",
     "django_htmx",
     "template_partials",
     "allauth",

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.contrib import admin
 from django.shortcuts import redirect
 from django.templatetags.static import static

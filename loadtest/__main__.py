@@ -2,6 +2,8 @@
 python -m loadtest bench
 python -m loadtest levers [--variants baseline,sync-2,...] [--refs main]"""
 
+from __future__ import annotations
+
 import argparse
 import sys
 

@@ -11,6 +11,8 @@ For the benchmark only: a separate WSGI module that gunicorn serves when the ben
 URL of the real app reaches it, and it checks nothing the model does not check.
 """
 
+from __future__ import annotations
+
 import os
 import re
 from decimal import Decimal, InvalidOperation

@@ -10,6 +10,8 @@ with the same number of clients. Inside the workers, loadtest/probe.py measures 
 round trips per request and the row-lock window of every balance change.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import platform

@@ -5,6 +5,8 @@ the id, so the checker can find it in the ledger: by idempotency key once the le
 one, by (account, kind, amount) before that.
 """
 
+from __future__ import annotations
+
 import http.client
 import itertools
 import json

@@ -1,5 +1,7 @@
 """Accounts for every operation of a chaos run against what the database holds."""
 
+from __future__ import annotations
+
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass

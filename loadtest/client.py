@@ -1,5 +1,7 @@
 """A signed-in browser, as far as the server can tell: session and CSRF cookies, HX-Request."""
 
+from __future__ import annotations
+
 import http.client
 import re
 import time

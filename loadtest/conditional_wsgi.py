@@ -24,6 +24,8 @@ money arithmetic alone costs without an explicit lock.
 For the benchmark only: no URL of the real app reaches it.
 """
 
+from __future__ import annotations
+
 from decimal import Decimal
 
 from loadtest.bare_wsgi import make_application  # sets Django up before the models are imported

@@ -1,5 +1,7 @@
 """The faults a chaos run injects, each a function that returns a note on what it did."""
 
+from __future__ import annotations
+
 import signal
 import subprocess
 import time

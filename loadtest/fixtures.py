@@ -5,13 +5,15 @@
 Prints one JSON object: {"password": ..., "users": {email: [account ids]}, "accounts": [...]}.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import sys
 from datetime import timedelta
 from decimal import Decimal
 
-PASSWORD = "load-test-pass-2024"  # noqa: S105 - a throwaway database, deleted on the next run
+PASSWORD = "load-test-pass-2024"  # a throwaway database, deleted on the next run
 START_BALANCE = Decimal("50000.00")
 YEAR = timedelta(days=365)
 # Every user holds two of the three accounts, so every account has two holders acting at once.

@@ -9,6 +9,8 @@ throughput as a ratio to the baseline's in the same run, with its latency, CPU t
 trips per change, and the row-lock window (loadtest/probe.py).
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import statistics

@@ -6,10 +6,13 @@ It is a separate WSGI module that no URL of the real app reaches; gunicorn serve
 the benchmark names it.
 """
 
+from __future__ import annotations
+
 from jointbank.wsgi import application  # sets Django up before the models are imported
 
-from accounts import race  # noqa: E402 - isort: skip
-from accounts.models import Account, LedgerEntry  # noqa: E402 - isort: skip
+# isort: split
+from accounts.models import Account, LedgerEntry
+from loadtest import race
 
 
 def _naive_change_balance(self, kind, amount, by, by_staff=False, key=None):

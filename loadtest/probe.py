@@ -23,6 +23,8 @@ Each worker writes what it measured to `$BENCH_PROBE_DIR/<pid>.json` when it exi
 reads them once the server has stopped.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re

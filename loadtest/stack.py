@@ -1,5 +1,7 @@
 """A fresh database and gunicorn instances, started and stopped around a run."""
 
+from __future__ import annotations
+
 import os
 import secrets
 import signal

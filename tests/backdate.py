@@ -3,6 +3,8 @@ back here. The ledger is append-only (a trigger refuses UPDATE), so this switche
 inside one transaction (DDL is transactional: no other session sees it off), moves the dates and
 re-chains the account's hashes, so that `verify_ledger` still finds the ledger intact."""
 
+from __future__ import annotations
+
 from django.db import connection, transaction
 
 from accounts.models import GENESIS_HASH, Account, LedgerEntry, chain_hash

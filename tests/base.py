@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
@@ -7,7 +9,43 @@ from django.urls import reverse
 
 from accounts.models import Account
 
-PASSWORD = "correct-horse-battery"  # noqa: S105
+PASSWORD = "correct-horse-battery"
+# Headers of a request that htmx sends.
+HX = {"HTTP_HX_REQUEST": "true"}
+
+# Every class of bad amount the form must refuse, each with a 422 and nothing written.
+BAD_AMOUNTS = [
+    "",
+    " ",
+    "0",
+    "0.00",
+    "0.001",
+    "-5",
+    "+5",
+    "1e3",
+    "1E3",
+    "NaN",
+    "nan",
+    "Infinity",
+    "-Infinity",
+    "inf",
+    "12.345",
+    "1,000",
+    "1 000",
+    "1_000",
+    "٣",
+    "１２",
+    "5.",
+    ".5",
+    "0x10",
+    "1000000.01",
+    "99999999999",
+    "9" * 200,
+    "12abc",
+    "$5",
+    "5$",
+    "1.2.3",
+]
 
 
 def make_user(email: str):
@@ -58,3 +96,11 @@ class JointAccountTestCase(TestCase):
         Parser().feed(response.content.decode())
         self.assertEqual(len(found), 1, "exactly one #balance element")
         return found[0]
+
+
+class AdminTestCase(JointAccountTestCase):
+    """The Household fixture, signed in to the admin as a superuser."""
+
+    def setUp(self):
+        self.admin = get_user_model().objects.create_superuser("root", "root@example.com", "x")
+        self.client.force_login(self.admin)

@@ -4,6 +4,8 @@ Every page a test opens is watched: a console error, an uncaught exception or a
 Content-Security-Policy violation fails the test when it ends.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import unittest

@@ -5,6 +5,8 @@ A child gets the barrier first, so it can wait for the others at the moment that
 see committed rows.
 """
 
+from __future__ import annotations
+
 import multiprocessing
 from dataclasses import dataclass
 

@@ -4,6 +4,8 @@ Security settings are read from the environment at import time, so the only hone
 test them is a new process with that environment. The snippet prints JSON; the result is it.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import subprocess

@@ -1,5 +1,7 @@
 """Real server processes (gunicorn) on the test database, and a tiny browser-less client."""
 
+from __future__ import annotations
+
 import http.cookiejar
 import os
 import re

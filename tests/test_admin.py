@@ -1,19 +1,16 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import LedgerEntry
-from tests.base import JointAccountTestCase
+from tests.base import AdminTestCase
 
 
-class AdminTests(JointAccountTestCase):
-    def setUp(self):
-        self.admin = get_user_model().objects.create_superuser("root", "root@example.com", "x")
-        self.client.force_login(self.admin)
-
+class AdminTests(AdminTestCase):
     def test_the_pages_render(self):
         for url in (
             reverse("admin:accounts_account_changelist"),

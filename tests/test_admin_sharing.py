@@ -1,18 +1,15 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from accounts.models import Invitation, LedgerEntry, Membership
-from tests.base import JointAccountTestCase, make_user
+from tests.base import AdminTestCase, JointAccountTestCase, make_user
 
 
-class AdminSharingTests(JointAccountTestCase):
-    def setUp(self):
-        self.admin = get_user_model().objects.create_superuser("root", "root@example.com", "x")
-        self.client.force_login(self.admin)
-
+class AdminSharingTests(AdminTestCase):
     def add_holder(self, user, account=None):
         url = reverse("admin:accounts_membership_add")
         return self.client.post(url, {"account": (account or self.account).pk, "user": user.pk})

@@ -18,15 +18,16 @@ The roles and what the design allows them:
   every write answers 409 (read-only).
 """
 
+from __future__ import annotations
+
 from decimal import Decimal
 
 from django.db import transaction
 from django.urls import URLResolver, get_resolver, reverse
 
 from accounts.models import Account, Invitation
-from tests.base import JointAccountTestCase, make_user
+from tests.base import HX, JointAccountTestCase, make_user
 
-HX = {"HTTP_HX_REQUEST": "true"}
 ROLES = ["holder", "outsider", "former", "closed"]
 
 # url name: (method, data, {role: expected status}).

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -8,9 +10,7 @@ from accounts.chart import CLOSING_BALANCES, DAYS, balance_chart, closing_balanc
 from accounts.management.commands.verify_ledger import check_ledger
 from accounts.models import Account
 from tests.backdate import backdate
-from tests.base import JointAccountTestCase
-
-HX = {"HTTP_HX_REQUEST": "true"}
+from tests.base import HX, JointAccountTestCase
 
 
 def days_ago(n: int, hour: int = 12):

@@ -1,5 +1,7 @@
 """The money forms in Chromium: the server's message inline, one click = one deposit."""
 
+from __future__ import annotations
+
 from decimal import Decimal
 
 from accounts.forms import AMOUNT_RULES

@@ -1,5 +1,7 @@
 """Keyboard only: a deposit with Tab and Enter, focus always visible, the balance announced."""
 
+from __future__ import annotations
+
 from decimal import Decimal
 
 from tests.base import PASSWORD

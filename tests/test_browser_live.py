@@ -1,5 +1,7 @@
 """Two holders, two browsers: what one does, the other sees without reloading."""
 
+from __future__ import annotations
+
 import time
 
 from accounts.models import LedgerEntry

@@ -1,5 +1,7 @@
 """Transfers, double clicks and a busy account in real Chromium."""
 
+from __future__ import annotations
+
 import threading
 from decimal import Decimal
 

@@ -1,5 +1,7 @@
 """With JavaScript off, everything still works as plain forms, links and 303 redirects."""
 
+from __future__ import annotations
+
 from decimal import Decimal
 
 from accounts.forms import AMOUNT_RULES

@@ -1,5 +1,7 @@
 """Every page in Chromium: no console errors, no CSP violations; and the README's screenshots."""
 
+from __future__ import annotations
+
 import os
 import tempfile
 from pathlib import Path

@@ -1,6 +1,8 @@
 """The whole sharing story in real Chromium: alice alone → alice invites bob → bob signs in
 from the e-mailed link and accepts → bob leaves → alice empties and closes the account."""
 
+from __future__ import annotations
+
 import re
 from decimal import Decimal
 

@@ -1,29 +1,29 @@
 """Busy accounts fail fast: a request that cannot get the row lock answers 409 in about
 JOINTBANK_LOCK_TIMEOUT, never hangs, and writes nothing."""
 
+from __future__ import annotations
+
 import threading
 import time
 import uuid
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import reverse
 
 from accounts.errors import AccountBusy
 from accounts.models import Account, InterestPosting, Invitation, LedgerEntry, Membership
-from tests.base import make_user
+from tests.base import HX, make_user
 from tests.processes import CONTEXT, Processes
 
-HX = {"HTTP_HX_REQUEST": "true"}
 LOCK_TIMEOUT = 0.5
 
 
 def hold_lock(barrier, account_pk, locked, release):
     """Another process takes the account's row lock and keeps it until told."""
-    with transaction.atomic():
-        Account.objects.select_for_update().get(pk=account_pk)
+    with Account(pk=account_pk).lock():
         locked.set()
         release.wait(60)
     return "released"

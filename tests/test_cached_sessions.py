@@ -1,6 +1,8 @@
 """With REDIS_URL, sessions are read from Redis (and written through to the database), and
 signing out on one server process ends the session on every other one."""
 
+from __future__ import annotations
+
 from django.conf import settings
 from django.test import TransactionTestCase
 from django.urls import reverse

@@ -1,15 +1,17 @@
 """The chaos checker must catch what it claims to: lost, duplicated and failed-but-applied
 operations and broken balances. Fed a hand-made run against real ledger rows."""
 
+from __future__ import annotations
+
 from decimal import Decimal
 from types import SimpleNamespace
 
 from django.db import connection
 
 from accounts.models import Account, LedgerEntry
-from accounts.race import naive_change
 from loadtest import checker
 from loadtest.chaos import Attempt, Operation
+from loadtest.race import naive_change
 from tests.base import JointAccountTestCase
 
 

@@ -1,5 +1,7 @@
 """Django's deployment checklist (`check --deploy`) with the production settings."""
 
+from __future__ import annotations
+
 import subprocess
 import sys
 

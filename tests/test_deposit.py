@@ -1,43 +1,9 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
 from accounts.models import LedgerEntry
-from tests.base import JointAccountTestCase
-
-HX = {"HTTP_HX_REQUEST": "true"}
-
-# Every class of bad amount the form must refuse, each with a 422 and nothing written.
-BAD_AMOUNTS = [
-    "",
-    " ",
-    "0",
-    "0.00",
-    "0.001",
-    "-5",
-    "+5",
-    "1e3",
-    "1E3",
-    "NaN",
-    "nan",
-    "Infinity",
-    "-Infinity",
-    "inf",
-    "12.345",
-    "1,000",
-    "1 000",
-    "1_000",
-    "٣",
-    "１２",
-    "5.",
-    ".5",
-    "0x10",
-    "1000000.01",
-    "99999999999",
-    "9" * 200,
-    "12abc",
-    "$5",
-    "5$",
-    "1.2.3",
-]
+from tests.base import BAD_AMOUNTS, HX, JointAccountTestCase
 
 
 class DepositTests(JointAccountTestCase):

@@ -1,6 +1,8 @@
 """E-mail leaves through the SMTP server DJANGO_EMAIL_URL names: a real one (aiosmtpd), reached
 by a real server process, and production refuses to start without an e-mail setting."""
 
+from __future__ import annotations
+
 import re
 
 from django.core.exceptions import ImproperlyConfigured

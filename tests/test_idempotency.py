@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import re
 import uuid
 from decimal import Decimal
@@ -8,9 +10,7 @@ from django.urls import reverse
 from accounts import models
 from accounts.errors import IdempotencyConflict
 from accounts.models import Account, LedgerEntry
-from tests.base import JointAccountTestCase, make_user
-
-HX = {"HTTP_HX_REQUEST": "true"}
+from tests.base import HX, JointAccountTestCase, make_user
 
 
 def form_key(response, kind: str) -> str:

@@ -2,6 +2,8 @@
 locked path, at most once per account and month. Histories are written through the model now
 and dated back with tests/backdate.py."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys

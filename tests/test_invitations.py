@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import re
 from datetime import timedelta
 
@@ -9,9 +11,7 @@ from django.utils import timezone
 
 from accounts.errors import HolderLimitReached
 from accounts.models import Account, Invitation, Membership
-from tests.base import PASSWORD, JointAccountTestCase, make_user
-
-HX = {"HTTP_HX_REQUEST": "true"}
+from tests.base import HX, PASSWORD, JointAccountTestCase, make_user
 
 
 class InvitationTestCase(JointAccountTestCase):

@@ -1,12 +1,12 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
 from django.urls import reverse
 
 from accounts.errors import AccountClosed, NotAHolder
 from accounts.models import Account, Invitation, LedgerEntry, Membership
-from tests.base import JointAccountTestCase
-
-HX = {"HTTP_HX_REQUEST": "true"}
+from tests.base import HX, JointAccountTestCase
 
 
 class LeaveTests(JointAccountTestCase):

@@ -1,6 +1,8 @@
 """Two-factor sign-in (allauth.mfa): any holder can turn on an authenticator app (TOTP) and
 then needs its code, or a recovery code, after the password."""
 
+from __future__ import annotations
+
 import base64
 import hashlib
 import hmac

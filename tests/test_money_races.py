@@ -1,6 +1,8 @@
 """Idempotency keys and transfers under real concurrency: forked OS processes, each with its
 own database connection, released together by a barrier."""
 
+from __future__ import annotations
+
 import time
 import uuid
 from decimal import Decimal

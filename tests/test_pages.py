@@ -1,11 +1,11 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
 from django.urls import reverse
 
 from accounts.models import Account, LedgerEntry
-from tests.base import JointAccountTestCase
-
-HX = {"HTTP_HX_REQUEST": "true"}
+from tests.base import HX, JointAccountTestCase
 
 
 class AccountListTests(JointAccountTestCase):

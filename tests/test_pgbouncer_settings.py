@@ -1,5 +1,7 @@
 """Behind PgBouncer in transaction mode (docs/deploy.md): JOINTBANK_PGBOUNCER=1."""
 
+from __future__ import annotations
+
 from django.test import SimpleTestCase
 
 from tests.production import run_in_production

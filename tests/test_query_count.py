@@ -8,6 +8,8 @@ COMMIT; production also sends the connection health check (`SELECT 1`), which th
 does not.
 """
 
+from __future__ import annotations
+
 import uuid
 
 from django.db import connection

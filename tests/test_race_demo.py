@@ -1,5 +1,7 @@
 """race_demo: the deterministic interleaving loses $100 without the lock and nothing with it."""
 
+from __future__ import annotations
+
 import re
 from decimal import Decimal
 from io import StringIO
@@ -8,7 +10,7 @@ from django.core.management import call_command
 from django.test import TransactionTestCase, override_settings
 
 from accounts.models import Account
-from accounts.race import interleave
+from loadtest.race import interleave
 from tests.base import make_user
 
 

@@ -1,5 +1,7 @@
 """allauth's sign-in rate limit counts in a cache that every server process shares."""
 
+from __future__ import annotations
+
 from django.conf import settings
 from django.core.cache import cache
 from django.test import TransactionTestCase

@@ -2,6 +2,8 @@
 around the outermost transaction only. The failures are real PostgreSQL errors, raised by a
 trigger for the first N ledger inserts (a sequence counts them: it survives the rollbacks)."""
 
+from __future__ import annotations
+
 from decimal import Decimal
 
 from django.db import InternalError, OperationalError, connection, transaction
@@ -9,9 +11,7 @@ from django.test import TransactionTestCase
 
 from accounts.locking import ATTEMPTS
 from accounts.models import Account, LedgerEntry
-from tests.base import make_user
-
-HX = {"HTTP_HX_REQUEST": "true"}
+from tests.base import HX, make_user
 
 
 class RetryTests(TransactionTestCase):

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.test import TransactionTestCase
 from django.urls import reverse
 

@@ -1,63 +1,56 @@
-"""Sharing under real concurrency: OS processes with their own connections (see
-accounts/race.py for the pattern), released together or lined up behind a held lock."""
+"""Sharing under real concurrency: OS processes with their own connections (the harness of
+tests/processes.py), released together or lined up behind a held lock."""
 
-import multiprocessing
+from __future__ import annotations
+
 import time
 from decimal import Decimal
 from functools import partial
 
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.test import TransactionTestCase, override_settings
 
 from accounts.errors import AccountError
 from accounts.models import Account, Membership
 from tests.base import make_user
+from tests.processes import CONTEXT, Processes, run_in_processes
 
-FORK = multiprocessing.get_context("fork")
 
-
-def _child(action, start, results):
-    connections.close_all()  # never reuse the parent's socket
-    start.wait()
+def _outcome(barrier, go, action) -> str:
+    """Wait for `go` and the others, run `action`: "ok", or the name of the refusal."""
+    go.wait(60)
+    barrier.wait()
     try:
         action()
-        results.put("ok")
     except AccountError as error:
-        results.put(type(error).__name__)
-    except Exception as error:  # reported, so the test fails with it instead of timing out
-        results.put(f"unexpected {error!r}")
-    finally:
-        connections.close_all()
+        return type(error).__name__
+    return "ok"
+
+
+def _said(outcome) -> str:
+    return outcome if isinstance(outcome, str) else f"unexpected {outcome}"
 
 
 def at_once(*actions) -> list[str]:
     """Run each action in its own process, all released at the same instant; the outcome of
     each ("ok" or the name of the refusal), sorted."""
-    connections.close_all()
-    barrier, results = FORK.Barrier(len(actions)), FORK.Queue()
-    workers = [FORK.Process(target=_child, args=(a, barrier, results)) for a in actions]
-    for worker in workers:
-        worker.start()
-    outcomes = sorted(results.get(timeout=60) for _ in workers)
-    for worker in workers:
-        worker.join()
-    return outcomes
+    go = CONTEXT.Event()
+    go.set()
+    return sorted(
+        _said(outcome) for outcome in run_in_processes(_outcome, [(go, a) for a in actions])
+    )
 
 
 def behind_a_held_lock(hold, action) -> str:
     """Run `hold` in a transaction here; start `action` in another process, wait until it is
     blocked on one of our locks, then commit. The other process's outcome."""
-    connections.close_all()
-    go, results = FORK.Event(), FORK.Queue()
-    worker = FORK.Process(target=_child, args=(action, go, results))
-    worker.start()
+    go = CONTEXT.Event()
+    other = Processes(_outcome, [(go, action)])
     with transaction.atomic():
         hold()
         go.set()
         _wait_until_someone_waits_for_a_lock()
-    outcome = results.get(timeout=60)
-    worker.join()
-    return outcome
+    return _said(other.results()[0])
 
 
 def _wait_until_someone_waits_for_a_lock(timeout=20.0):

@@ -1,5 +1,7 @@
 """What the database itself refuses, whatever the code above it does."""
 
+from __future__ import annotations
+
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import uuid
 from decimal import Decimal
 
@@ -5,9 +7,7 @@ from django.urls import reverse
 
 from accounts.errors import SameAccountTransfer
 from accounts.models import Account, LedgerEntry
-from tests.base import JointAccountTestCase
-
-HX = {"HTTP_HX_REQUEST": "true"}
+from tests.base import BAD_AMOUNTS, HX, JointAccountTestCase
 
 
 class TransferTests(JointAccountTestCase):
@@ -131,7 +131,7 @@ class TransferTests(JointAccountTestCase):
         self.assertEqual(LedgerEntry.objects.count(), self.entries)
 
     def test_bad_amounts_are_a_422(self):
-        for amount in ("", "0", "-5", "1e3", "NaN", "12.345"):
+        for amount in BAD_AMOUNTS:
             with self.subTest(amount=amount):
                 response = self.transfer(amount=amount)
                 self.assertContains(response, "digits with an optional point", status_code=422)

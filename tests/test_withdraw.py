@@ -1,8 +1,9 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
 from accounts.models import LedgerEntry
-from tests.base import JointAccountTestCase
-from tests.test_deposit import BAD_AMOUNTS, HX
+from tests.base import BAD_AMOUNTS, HX, JointAccountTestCase
 
 
 class WithdrawTests(JointAccountTestCase):

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
 from django.conf import settings
@@ -6,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.formatting import money
 from accounts.models import Account
-from accounts.race import interleave, race
+from loadtest.race import interleave, race
 
 STORY_START = Decimal("1000.00")
 RACE_START = Decimal("100000.00")

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
@@ -9,7 +11,7 @@ from django.urls import reverse
 
 from accounts.models import Account
 
-PASSWORD = "demo-pass-2024"  # noqa: S105 - a published demo password, refused in production
+PASSWORD = "demo-pass-2024"  # a published demo password, refused in production
 USERS = ["alice@example.com", "bob@example.com", "carol@example.com"]
 HISTORY = [  # (who, kind, amount)
     ("alice@example.com", "deposit", "1200.00"),

@@ -1,26 +1,28 @@
-"""Many OS processes changing one balance at the same instant.
+"""The naive read-modify-write that the app exists to avoid, next to the app's own locked path.
 
-The harness behind the lost-update test, `race_demo` and the benchmarks. Every process opens
-its own database connection and a barrier releases them together, so they really race.
-The naive strategy (read, compute, write: no lock) is the bug this app exists to avoid;
-it lives here only to show, in the same harness, that the locked strategy is what stops it.
+Not part of the app: `race_demo` shows both losing or keeping money, the benchmark serves the
+naive one (loadtest/naive_wsgi.py), and the tests use it to show that their races can fail.
+`race()` is race_demo's runner (many OS processes released together); the tests run
+`random_changes` in their own process harness (tests/processes.py).
 """
 
-import contextlib
+from __future__ import annotations
+
 import multiprocessing
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, connections
 from django.db.models import Case, F, Sum, When
 from django.db.models.functions import Coalesce
 
-from .errors import InsufficientFunds
-from .models import Account, LedgerEntry
+from accounts.errors import InsufficientFunds
+from accounts.models import Account, LedgerEntry
 
 
 def naive_change(account_id: int, delta: Decimal, user_id: int) -> LedgerEntry:
@@ -66,12 +68,12 @@ class RaceResult:
         return self.operations / self.seconds if self.seconds else 0.0
 
 
-def _worker(strategy, account_id, user_id, ops, seed, barrier, results):
-    connections.close_all()  # a forked child must never reuse the parent's socket
+def random_changes(strategy: str, account_id: int, user_id: int, ops: int, seed: int):
+    """`ops` random deposits and withdrawals with `strategy`: the sum and the number of the
+    changes that reported success (what the balance should have moved by)."""
     change = STRATEGIES[strategy]
     rng = random.Random(seed)
     total, count = Decimal("0.00"), 0
-    barrier.wait()
     for _ in range(ops):
         delta = Decimal(rng.randint(1, 10_000)) / 100 * rng.choice((1, -1))
         try:
@@ -85,8 +87,15 @@ def _worker(strategy, account_id, user_id, ops, seed, barrier, results):
             pass
         total += delta
         count += 1
+    return total, count
+
+
+def _worker(strategy, account_id, user_id, ops, seed, barrier, results):
+    connections.close_all()  # a forked child must never reuse the parent's socket
+    barrier.wait()
+    outcome = random_changes(strategy, account_id, user_id, ops, seed)
     connections.close_all()
-    results.put((total, count))
+    results.put(outcome)
 
 
 def race(account: Account, user, strategy: str, processes: int = 4, ops: int = 100) -> RaceResult:
@@ -118,12 +127,13 @@ def race(account: Account, user, strategy: str, processes: int = 4, ops: int = 1
         start=start,
         expected=start + sum((total for total, _ in outcomes), Decimal("0.00")),
         actual=account.balance,
-        ledger=_ledger_sum(account),
+        ledger=ledger_sum(account),
         seconds=seconds,
     )
 
 
-def _ledger_sum(account) -> Decimal:
+def ledger_sum(account: Account) -> Decimal:
+    """The account's ledger, signed: equals the balance when nothing was lost."""
     signed = Case(
         When(kind__in=LedgerEntry.CREDITS, then=F("amount")),
         default=F("amount") * -1,
@@ -137,7 +147,7 @@ def interleave(account_id: int, user_id: int, strategy: str, say: Callable[[str]
 
     A reads the account, then B reads it, then A writes its deposit, then B writes its
     withdrawal, each computed from what it read (Account._append). "locked" differs only in
-    reading with SELECT … FOR UPDATE inside a transaction, as Account.deposit/withdraw do, so
+    reading under Account.lock(), as Account.deposit/withdraw do, so
     B's read waits until A has committed and B computes from A's result. Returns the final
     balance.
     """
@@ -150,11 +160,7 @@ def interleave(account_id: int, user_id: int, strategy: str, say: Callable[[str]
         kind = LedgerEntry.Kind.DEPOSIT if delta > 0 else LedgerEntry.Kind.WITHDRAWAL
         try:
             # The naive client has no transaction: each statement commits on its own.
-            with transaction.atomic() if locked else contextlib.nullcontext():
-                accounts = Account.objects.filter(pk=account_id)
-                if locked:
-                    accounts = accounts.select_for_update(no_key=True)
-                account = accounts.get()
+            with Account(pk=account_id).lock() if locked else _unlocked(account_id) as account:
                 balance = account.balance
                 say(f"{name} reads the balance: {balance}")
                 read.set()
@@ -189,6 +195,11 @@ def interleave(account_id: int, user_id: int, strategy: str, say: Callable[[str]
     if errors:
         raise errors[0]
     return Account.objects.values_list("balance", flat=True).get(pk=account_id)
+
+
+@contextmanager
+def _unlocked(account_id: int) -> Iterator[Account]:
+    yield Account.objects.get(pk=account_id)
 
 
 def _lock_waiters() -> int:
