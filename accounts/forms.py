@@ -88,7 +88,7 @@ class LowercaseEmailField(forms.EmailField):
     ("İ" becomes "i" and a combining dot) or make it longer than 254 characters."""
 
     def to_python(self, value) -> str:
-        return super().to_python(value).lower()
+        return (super().to_python(value) or "").lower()
 
 
 class InviteForm(forms.Form):

@@ -63,7 +63,7 @@ def _is_id(part: str) -> bool:
 @functools.cache
 def _route_words() -> frozenset[str]:
     """Every literal segment of the URLconf's path() routes: "accounts", "invitations", ..."""
-    words = set()
+    words: set[str] = set()
 
     def collect(patterns):
         for entry in patterns:

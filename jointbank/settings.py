@@ -110,7 +110,7 @@ if not DATABASE_URL and not DEBUG:
     )
 
 
-def database(url: str) -> dict:
+def database(url: str) -> dj_database_url.DBConfig:
     config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     if config["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(
