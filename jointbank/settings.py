@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "csp",
+    # The background worker's queue (procrastinate): its tables come with `manage.py migrate`.
+    "procrastinate.contrib.django",
     "accounts",
 ]
 
@@ -210,6 +212,24 @@ DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "jointbank <noreply@jointb
 # allauth would prefix subjects with the request's host ("[127.0.0.1:8000] Confirm ...").
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[jointbank] "
 
+# --- Background worker (procrastinate, on the same PostgreSQL) -----------------------------
+# Tasks live in each app's `tasks.py` (found by procrastinate) and in jointbank/tasks.py.
+PROCRASTINATE_IMPORT_PATHS = ["jointbank.tasks"]
+JOINTBANK_PGBOUNCER = env_bool("JOINTBANK_PGBOUNCER", False)
+PROCRASTINATE_WORKER_DEFAULTS = {
+    # A worker hears of a new job at once through LISTEN/NOTIFY, which needs a session of its
+    # own; behind PgBouncer in transaction mode it polls instead (docs/deploy.md).
+    "listen_notify": not JOINTBANK_PGBOUNCER,
+    "fetch_job_polling_interval": 1.0 if JOINTBANK_PGBOUNCER else 5.0,
+}
+PROCRASTINATE_PERIODIC_DEFAULTS = {
+    # A worker that starts late (a deploy at midnight, all workers down) still defers each
+    # periodic job's latest run if it is at most this old (in seconds); the queue runs each
+    # run once however many workers try. So a monthly job missed on the 1st runs later that
+    # month instead of waiting a month.
+    "max_delay": 31 * 24 * 60 * 60,
+}
+
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -296,6 +316,10 @@ LOGGING = {
         # Django logs every 4xx with its raw path, which can hold a secret (an invitation
         # token); the JSON request line below already records 4xx, by route. 5xx still log.
         "django.request": {"level": "ERROR"},
+        # The worker's start and stop, and a line as each job starts and ends. (Other
+        # procrastinate loggers stay at the root level: they would log every deferred job
+        # in the web processes.)
+        "procrastinate.worker": {"level": env("JOINTBANK_WORKER_LOG_LEVEL", "INFO")},
         # One JSON line per request (jointbank/request_log.py).
         "jointbank.requests": {
             "handlers": ["requests"],
