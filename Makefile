@@ -9,6 +9,10 @@ PY := $(BIN)/python
 WITH_DB := $(PY) -m jointbank.embedded_db run --
 HOST_PORT ?= 127.0.0.1:8000
 WORKERS ?= 4
+# Inside the `bash -c` of run/serve: `manage.py worker` in the background, sent SIGTERM when
+# the shell exits (Ctrl-C, the server stopping), and waited for.
+START_WORKER = $(PY) manage.py worker & worker=$$!; \
+  trap "kill -TERM $$worker 2>/dev/null; wait $$worker" EXIT
 
 .PHONY: install run test lint serve deploy-check screenshots clean chaos chaos-ci bench bench-levers manage audit
 
@@ -20,15 +24,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The site and the background worker side by side; Ctrl-C stops both (the worker after the job
+# in hand), then the database.
 run: install
-	DJANGO_DEBUG=1 $(WITH_DB) bash -c '\
-	  $(PY) manage.py migrate --noinput -v0 && \
-	  $(PY) manage.py createcachetable && \
-	  path=$$($(PY) manage.py seed_demo | tail -n 1) && \
-	  echo && echo "  jointbank: http://$(HOST_PORT)$$path" && \
-	  echo "  sign in as alice@example.com, bob@example.com or carol@example.com, password demo-pass-2024" && \
-	  echo "  (Ctrl-C stops the site and the database)" && echo && \
-	  exec $(PY) manage.py runserver $(HOST_PORT)'
+	DJANGO_DEBUG=1 $(WITH_DB) bash -c 'set -e; \
+	  $(PY) manage.py migrate --noinput -v0; \
+	  $(PY) manage.py createcachetable; \
+	  path=$$($(PY) manage.py seed_demo | tail -n 1); \
+	  echo; echo "  jointbank: http://$(HOST_PORT)$$path"; \
+	  echo "  sign in as alice@example.com, bob@example.com or carol@example.com, password demo-pass-2024"; \
+	  echo "  (Ctrl-C stops the site, the worker and the database)"; echo; \
+	  $(START_WORKER); \
+	  $(PY) manage.py runserver $(HOST_PORT)'
 
 # mypy's Django plugin imports the settings: a dummy DATABASE_URL keeps that from starting a
 # database (nothing connects to it).
@@ -38,21 +45,24 @@ lint: install
 	DATABASE_URL=postgres://localhost/mypy DJANGO_DEBUG=1 $(BIN)/mypy accounts jointbank
 
 test: lint
+	@command -v faketime >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime)
 	DJANGO_DEBUG=1 $(WITH_DB) bash -c '\
 	  $(PY) manage.py makemigrations --check --dry-run && \
 	  $(BIN)/pytest $(PYTEST_ARGS)'
 
-# The production stack, locally: gunicorn, DEBUG off, WhiteNoise serving collected static files.
-# E-mail is printed on the console unless DJANGO_EMAIL_URL or DJANGO_EMAIL_BACKEND says otherwise.
+# The production stack, locally: gunicorn, DEBUG off, WhiteNoise serving collected static files,
+# and one background worker. E-mail is printed on the console unless DJANGO_EMAIL_URL or
+# DJANGO_EMAIL_BACKEND says otherwise.
 serve: install
 	DJANGO_DEBUG=0 DJANGO_SECURE=$${DJANGO_SECURE:-0} \
 	$(if $(DJANGO_EMAIL_BACKEND),,DJANGO_EMAIL_URL=$${DJANGO_EMAIL_URL:-console://}) \
 	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')} \
-	$(WITH_DB) bash -c '\
-	  $(PY) manage.py collectstatic --noinput -v0 && \
-	  $(PY) manage.py migrate --noinput -v0 && \
-	  $(PY) manage.py createcachetable && \
-	  exec $(BIN)/gunicorn jointbank.wsgi --bind $(HOST_PORT) --workers $(WORKERS)'
+	$(WITH_DB) bash -c 'set -e; \
+	  $(PY) manage.py collectstatic --noinput -v0; \
+	  $(PY) manage.py migrate --noinput -v0; \
+	  $(PY) manage.py createcachetable; \
+	  $(START_WORKER); \
+	  $(BIN)/gunicorn jointbank.wsgi --bind $(HOST_PORT) --workers $(WORKERS)'
 
 # Django's deployment checklist with production settings: any warning fails.
 # A sample SMTP server stands in for the real one (nothing is sent).

@@ -1,14 +1,18 @@
-"""Real server processes (gunicorn) on the test database, and a tiny browser-less client."""
+"""Real server processes (gunicorn, the worker) on the test database, and a tiny browser-less
+client."""
 
 from __future__ import annotations
 
+import glob
 import http.cookiejar
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import urllib.error
@@ -132,3 +136,78 @@ def redis_server():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def faketime_library() -> str:
+    """libfaketime (Debian's `faketime`, which `make test` and .ci/run install)."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    if not found:
+        raise RuntimeError("libfaketime is missing: apt-get install faketime")
+    return found[0]
+
+
+class WorkerProcess:
+    """`python manage.py worker` as an OS process on the test database, its log collected.
+
+    `clock` ("2026-01-31 23:59:50", UTC) starts the process's wall clock there, ticking on
+    from that second (libfaketime); the database's clock is not moved.
+    """
+
+    def __init__(self, *, clock: str | None = None, **env):
+        environment = {
+            **os.environ,
+            "DATABASE_URL": shared_database_url(),
+            "DJANGO_DEBUG": "1",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        if clock:
+            environment.update(
+                LD_PRELOAD=faketime_library(),
+                FAKETIME=f"@{clock}",
+                TZ="UTC",
+                # asyncio sleeps on the monotonic clock: leave it alone, only the date moves.
+                FAKETIME_DONT_FAKE_MONOTONIC="1",
+            )
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "worker"],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self._reader.join(timeout=5)
+                raise AssertionError(f"no {text!r} in the worker's log:\n{self.log}")
+            time.sleep(0.05)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Send `signum` unless it has exited; its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self._reader.join(timeout=5)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self._reader.join(timeout=5)

@@ -15,6 +15,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         asyncio.run(self._work())
+        # Stopped and exiting: a late signal (the SIGTERM `make run` sends after Ctrl-C) must
+        # not turn a clean exit into "killed by SIGTERM".
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     async def _work(self):
         # The site queues jobs on Django's own connection, inside its transactions; the worker
