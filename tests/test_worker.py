@@ -96,7 +96,9 @@ class TwoWorkersTests(WorkerTestCase):
             lambda: self.interest_jobs().filter(args__timestamp=due, status="succeeded").exists(),
             "the monthly interest job",
         )
-        queued = ProcrastinateEvent.objects.get(job__args__timestamp=due, type="deferred")
+        queued = ProcrastinateEvent.objects.get(
+            job__in=self.interest_jobs().filter(args__timestamp=due), type="deferred"
+        )
         self.assertGreater(
             queued.at, both_up, "precondition: both workers were up when the job fell due"
         )
