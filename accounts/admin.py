@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -12,6 +13,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from procrastinate.contrib.django.admin import ProcrastinateJobAdmin
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from .errors import AccountBusy, AccountError
 from .formatting import money
@@ -325,3 +328,16 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The background worker's jobs, read-only (procrastinate's own admin), without the inline
+# `style` attributes of its "Args" column and summary (templates/procrastinate/admin/), which
+# the Content-Security-Policy refuses.
+admin.site.unregister(ProcrastinateJob)
+
+
+@admin.register(ProcrastinateJob)
+class JobAdmin(ProcrastinateJobAdmin):
+    @admin.display(description="Args")
+    def pretty_args(self, instance: ProcrastinateJob) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(instance.args, indent=2)[:2000])

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import TestCase
 from django.urls import reverse
 
@@ -54,6 +55,15 @@ def make_user(email: str):
     )
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     return user
+
+
+def empty_the_queue() -> None:
+    """Delete every job of the background worker's queue. Its tables belong to procrastinate,
+    not to models that the test database flush empties, so jobs would outlive their test."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_periodic_defers")
+        cursor.execute("DELETE FROM procrastinate_jobs")
+        cursor.execute("DELETE FROM procrastinate_workers")
 
 
 class JointAccountTestCase(TestCase):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 
-from tests.base import PASSWORD, make_user
+from accounts.tasks import post_monthly_interest
+from tests.base import PASSWORD, empty_the_queue, make_user
 from tests.browser import DESKTOP, PHONE, BrowserTestCase, give_history
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,8 @@ class EveryPageTests(BrowserTestCase):
 
     def test_the_admin_is_clean(self):
         get_user_model().objects.create_superuser("admin", "admin@example.com", PASSWORD)
+        self.addCleanup(empty_the_queue)
+        job = post_monthly_interest.defer(timestamp=1769904000)
         page = self.new_page()
         self.visit(page, "/admin/login/")
         page.fill("#id_username", "admin")
@@ -73,6 +76,8 @@ class EveryPageTests(BrowserTestCase):
             f"/admin/accounts/account/{self.account.pk}/change/",
             f"/admin/accounts/account/{self.account.pk}/correct/",
             "/admin/accounts/ledgerentry/",
+            "/admin/procrastinate/procrastinatejob/",
+            f"/admin/procrastinate/procrastinatejob/{job}/change/",
         ):
             self.visit(page, path)
 

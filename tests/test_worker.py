@@ -22,7 +22,7 @@ from procrastinate.contrib.django.models import (
 from accounts.models import Account, InterestPosting, LedgerEntry
 from accounts.tasks import post_monthly_interest
 from tests.backdate import backdate
-from tests.base import make_user
+from tests.base import empty_the_queue, make_user
 from tests.servers import WorkerProcess, shared_database_url
 
 
@@ -33,17 +33,14 @@ def first_of_month(year: int, month: int) -> int:
 
 class WorkerTestCase(TransactionTestCase):
     def setUp(self):
+        empty_the_queue()
+        self.addCleanup(empty_the_queue)
         self.alice = make_user("alice@example.com")
         self.workers: list[WorkerProcess] = []
 
     def tearDown(self):
         for worker in self.workers:
             worker.kill()
-        # The queue's tables belong to procrastinate, not to models the test flush empties.
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM procrastinate_periodic_defers")
-            cursor.execute("DELETE FROM procrastinate_jobs")
-            cursor.execute("DELETE FROM procrastinate_workers")
 
     def start_worker(self, **options) -> WorkerProcess:
         worker = WorkerProcess(**options)
