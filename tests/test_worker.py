@@ -149,7 +149,7 @@ class RolledBackJobTests(WorkerTestCase):
         self.assertFalse(self.interest_jobs().filter(args__timestamp=first_of_month(2024, 2)))
 
 
-class GracefulStopTests(WorkerTestCase):
+class StopTests(WorkerTestCase):
     def test_sigterm_stops_it_after_the_job_in_hand(self):
         self.assert_it_stops_after_the_job_in_hand(signal.SIGTERM)
 
@@ -188,6 +188,31 @@ class GracefulStopTests(WorkerTestCase):
         self.assertFalse(ProcrastinateJob.objects.filter(status="doing").exists())
         self.assertFalse(ProcrastinateWorker.objects.exists())
         self.assertIn("Stopped worker", worker.log)
+
+    def test_the_job_of_a_worker_killed_mid_job_runs_again_on_another(self):
+        account = self.open_account("Household", "1000.00", datetime(2023, 12, 15, tzinfo=UTC))
+        with psycopg.connect(shared_database_url()) as holder:
+            holder.execute("SELECT 1 FROM accounts_account WHERE id = %s FOR UPDATE", [account.pk])
+            killed = self.start_worker(
+                JOINTBANK_LOCK_TIMEOUT="120s", JOINTBANK_STATEMENT_TIMEOUT="120s"
+            )
+            job_id = post_monthly_interest.defer(timestamp=first_of_month(2024, 1))
+            self.wait_until(lambda: self.blocked_by(holder), "the job to block")
+            killed.kill()  # SIGKILL: no goodbye, the job stays "doing" with its worker
+        self.assertEqual(ProcrastinateJob.objects.get(pk=job_id).status, "doing")
+
+        # Once the dead worker's heartbeat is 30 s old, the next worker's every-minute upkeep
+        # puts the job back in the queue, and it runs.
+        self.start_worker()
+        self.wait_until(
+            lambda: ProcrastinateJob.objects.get(pk=job_id).status == "succeeded",
+            "the job to run again",
+            timeout=180,
+        )
+        self.assertEqual(ProcrastinateJob.objects.get(pk=job_id).attempts, 2)
+        # The killed attempt's transaction rolled back; the second one credited December.
+        posting = InterestPosting.objects.get(account=account, period="2023-12")
+        self.assertEqual(posting.entry.kind, LedgerEntry.Kind.INTEREST)
 
     @staticmethod
     def blocked_by(holder) -> bool:
