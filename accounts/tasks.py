@@ -7,6 +7,8 @@ transaction commits. A periodic job adds `@app.periodic(cron=..., periodic_id=..
 scheduled time is deferred once (a unique row in `procrastinate_periodic_defers`).
 """
 
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
 
 from django.core.management import call_command

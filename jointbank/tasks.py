@@ -1,5 +1,7 @@
 """The queue's own upkeep, run by `python manage.py worker` (procrastinate)."""
 
+from __future__ import annotations
+
 from procrastinate import builtin_tasks
 from procrastinate.contrib.django import app
 

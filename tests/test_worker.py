@@ -2,6 +2,8 @@
 test database: each periodic job once however many workers run, a job queued in a transaction
 that rolls back never runs, and SIGTERM or Ctrl-C lets the job in hand finish."""
 
+from __future__ import annotations
+
 import signal
 import time
 from collections import Counter

@@ -1,9 +1,13 @@
+from __future__ import annotations
+
 import asyncio
 import contextlib
 import signal
 
 from django.core.management.base import BaseCommand
+from procrastinate import PsycopgConnector
 from procrastinate.contrib.django import app
+from procrastinate.contrib.django.utils import connector_params
 
 
 class Command(BaseCommand):
@@ -23,7 +27,7 @@ class Command(BaseCommand):
     async def _work(self):
         # The site queues jobs on Django's own connection, inside its transactions; the worker
         # needs a pool of connections of its own, one of them LISTENing for new jobs.
-        with app.replace_connector(app.connector.get_worker_connector()):
+        with app.replace_connector(PsycopgConnector(kwargs=connector_params())):
             async with app.open_async():
                 worker = asyncio.create_task(app.run_worker_async(install_signal_handlers=False))
                 loop = asyncio.get_running_loop()
