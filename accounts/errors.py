@@ -4,12 +4,13 @@ form as a whole). Nothing was written when one is raised."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from .formatting import day, money
+from .formatting import day, moment, money
 
 if TYPE_CHECKING:
     from .models import LedgerEntry
@@ -159,4 +160,39 @@ class WrongInvitee(AccountError):
         super().__init__(
             f"This invitation was sent to {email}, which is not a verified address of the "
             "account you are signed in with."
+        )
+
+
+class TooManyInvitations(AccountError):
+    """An invitation over a rate limit: nothing was stored or sent. `retry_after`: seconds
+    until one more is allowed (the Retry-After header)."""
+
+    def __init__(self, reason: str, allowed_at: datetime, now: datetime):
+        self.retry_after = max(1, math.ceil((allowed_at - now).total_seconds()))
+        super().__init__(f"{reason} Try again after {moment(allowed_at)}.")
+
+
+class HolderInvitationLimit(TooManyInvitations):
+    def __init__(self, limit: int, allowed_at: datetime, now: datetime):
+        super().__init__(
+            f"You have sent {limit} invitations in the last hour, the most allowed.",
+            allowed_at,
+            now,
+        )
+
+
+class AddressInvitationLimit(TooManyInvitations):
+    def __init__(self, email: str, limit: int, allowed_at: datetime, now: datetime):
+        super().__init__(
+            f"{email} has been sent {limit} invitations in the last 24 hours, the most allowed.",
+            allowed_at,
+            now,
+        )
+
+
+class AccountLimitReached(AccountError):
+    def __init__(self, limit: int):
+        super().__init__(
+            f"You already hold {limit} open accounts, the most allowed. Close or leave one you "
+            "no longer use to open another."
         )

@@ -24,3 +24,8 @@ def money(value: Decimal | int, signed: str = "") -> str:
 def day(moment: datetime) -> str:
     """The local calendar day, as the pages show it: "Jan 31, 2026"."""
     return dateformat.format(timezone.localtime(moment), "M j, Y")
+
+
+def moment(when: datetime) -> str:
+    """A local time to the minute, with its zone: "Jan 31, 14:05 UTC"."""
+    return dateformat.format(timezone.localtime(when), "M j, H:i T")

@@ -79,3 +79,18 @@ def locked_transaction() -> Iterator[None]:
         if _sqlstate(error) in BUSY:
             raise AccountBusy from error
         raise
+
+
+def lock_names(*names: str) -> None:
+    """Transaction-level advisory locks on these names, held until the transaction ends, for
+    rules that count rows beyond one account: the invitations a holder sent or an address
+    received on any account, the accounts a user holds. Two transactions counting the same
+    thing then count one after the other, in whatever process they run.
+
+    Call it inside `locked_transaction` (its lock_timeout bounds the wait: AccountBusy) and
+    after any account row lock. The names are taken in sorted order, so two transactions never
+    wait for each other in a cycle. (A hash collision between two names only makes them wait
+    for each other.)"""
+    with connection.cursor() as cursor:
+        for name in sorted(set(names)):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])

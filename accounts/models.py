@@ -6,7 +6,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +19,13 @@ from django.utils import timezone
 from . import interest
 from .errors import (
     AccountClosed,
+    AccountLimitReached,
+    AddressInvitationLimit,
     AlreadyAHolder,
     AlreadyInvited,
     BalanceLimitExceeded,
     BalanceNotZero,
+    HolderInvitationLimit,
     HolderLimitReached,
     IdempotencyConflict,
     InsufficientFunds,
@@ -35,7 +38,7 @@ from .errors import (
     WrongInvitee,
 )
 from .formatting import money
-from .locking import locked_transaction, retry_conflicts
+from .locking import lock_names, locked_transaction, retry_conflicts
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -137,9 +140,16 @@ class Account(models.Model):
     # --- Money -----------------------------------------------------------------------------
 
     @classmethod
+    @retry_conflicts
     def open(cls, name: str, *, by: User) -> Account:
-        """Open an account; its creator becomes the first holder."""
-        with transaction.atomic():
+        """Open an account; its creator becomes the first holder. At most
+        JOINTBANK_MAX_ACCOUNTS_PER_USER open accounts per holder (AccountLimitReached)."""
+        with locked_transaction():
+            # Two opens by one user at once (two tabs, two processes) count one after the other.
+            lock_names(f"accounts-held-by:{by.pk}")
+            limit = settings.JOINTBANK_MAX_ACCOUNTS_PER_USER
+            if cls.objects.held_by(by).filter(closed_at__isnull=True).count() >= limit:
+                raise AccountLimitReached(limit)
             account = cls.objects.create(name=name)
             Membership.objects.create(account=account, user=by)
         return account
@@ -331,6 +341,12 @@ class Account(models.Model):
             taken = locked.memberships.current().count() + locked.invitations.pending().count()
             if taken >= settings.JOINTBANK_MAX_HOLDERS:
                 raise HolderLimitReached(settings.JOINTBANK_MAX_HOLDERS)
+            # The rate limits count invitations on every account, which this account's lock
+            # does not serialize: the advisory locks make two invitations by this holder, or to
+            # this address, count one after the other whatever account they are sent from.
+            lock_names(f"invitations-by:{by.pk}", f"invitations-to:{email}")
+            now = timezone.now()  # after the waits: the windows and created_at agree
+            Invitation.check_rate_limits(by, email, now)
             token = secrets.token_urlsafe(32)
             invitation = Invitation.objects.create(
                 account=locked,
@@ -503,6 +519,19 @@ class Membership(models.Model):
         return f"{self.user} in {self.account}"
 
 
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+
+
+def _allowed_again_at(
+    sent: models.QuerySet[Invitation], limit: int, window: timedelta, now: datetime
+) -> datetime | None:
+    """None while fewer than `limit` of `sent` were created in the last `window`; else the
+    moment the limit-th newest of them leaves the window, letting one more in."""
+    recent = sent.filter(created_at__gt=now - window).order_by("-created_at")
+    nth_newest = recent.values_list("created_at", flat=True)[limit - 1 : limit]
+    return nth_newest[0] + window if nth_newest else None
+
+
 class InvitationQuerySet(models.QuerySet["Invitation"]):
     def pending(self) -> InvitationQuerySet:
         """Pending and not yet expired. (Expiry is lazy: a pending row past `expires_at` is
@@ -549,6 +578,11 @@ class Invitation(models.Model):
                 name="one_pending_invitation_per_address",
             ),
         ]
+        # The rate limits count recent invitations by sender and by address.
+        indexes = [
+            models.Index(fields=["invited_by", "created_at"], name="invitation_sender_recent"),
+            models.Index(fields=["email", "created_at"], name="invitation_address_recent"),
+        ]
 
     def __str__(self):
         return f"{self.email} to {self.account}"
@@ -556,6 +590,21 @@ class Invitation(models.Model):
     @staticmethod
     def hash_token(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
+
+    @staticmethod
+    def check_rate_limits(by: User, email: str, now: datetime) -> None:
+        """Raise TooManyInvitations when `by` sent JOINTBANK_INVITATIONS_PER_HOLDER_PER_HOUR in
+        the last hour, or `email` got JOINTBANK_INVITATIONS_PER_ADDRESS_PER_DAY in the last 24
+        hours, on any account and whatever became of them (revoked ones count: invite and
+        revoke in a loop is the flood). Call it holding `lock_names` on both (Account.invite)."""
+        limit = settings.JOINTBANK_INVITATIONS_PER_HOLDER_PER_HOUR
+        allowed_at = _allowed_again_at(Invitation.objects.filter(invited_by=by), limit, HOUR, now)
+        if allowed_at is not None:
+            raise HolderInvitationLimit(limit, allowed_at, now)
+        limit = settings.JOINTBANK_INVITATIONS_PER_ADDRESS_PER_DAY
+        allowed_at = _allowed_again_at(Invitation.objects.filter(email=email), limit, DAY, now)
+        if allowed_at is not None:
+            raise AddressInvitationLimit(email, limit, allowed_at, now)
 
     def token_matches(self, token: str) -> bool:
         return hmac.compare_digest(self.token_hash, self.hash_token(token))

@@ -29,10 +29,12 @@ from .emails import send_invitation
 from .errors import (
     AccountBusy,
     AccountError,
+    AccountLimitReached,
     IdempotencyConflict,
     InvitationNotPending,
     MoneyError,
     NotAHolder,
+    TooManyInvitations,
     WrongInvitee,
 )
 from .formatting import money
@@ -72,12 +74,14 @@ def account_list(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 def account_create(request: HtmxHttpRequest) -> HttpResponse:
     form = AccountForm(request.POST)
+    template = "accounts/account_list.html" + ("#create_form" if request.htmx else "")
     if not form.is_valid():
-        template = "accounts/account_list.html"
-        if request.htmx:
-            template += "#create_form"
         return render(request, template, _list_context(request, form), status=422)
-    account = Account.open(form.cleaned_data["name"], by=request.user)
+    try:
+        account = Account.open(form.cleaned_data["name"], by=request.user)
+    except AccountError as error:  # the limit on accounts per user, or busy
+        form.add_error(None, str(error))
+        return _refused(render(request, template, _list_context(request, form)), error)
     url = reverse("accounts:detail", args=[account.pk])
     return HttpResponseClientRedirect(url) if request.htmx else HttpResponseSeeOther(url)
 
@@ -304,9 +308,11 @@ def _refused(response: HttpResponse, error: AccountError) -> HttpResponse:
     """`response`, which shows the refusal, with the status that says why.
 
     A user who stopped holding the account between the view's check and the locked one gets
-    the 404 every non-holder gets. A refused amount is the input's fault (422); the others
-    are about the account's or the invitation's state (409: closed, full, busy, last holder,
-    money left...), except a wrong invitee (403) and a used invitation (410).
+    the 404 every non-holder gets. A refused amount is the input's fault (422), and so is one
+    account more than a user may hold; an invitation over a rate limit is 429, with
+    Retry-After saying when one more is allowed; the others are about the account's or the
+    invitation's state (409: closed, full, busy, last holder, money left...), except a wrong
+    invitee (403) and a used invitation (410).
     """
     if isinstance(error, NotAHolder):
         raise Http404("You do not hold this account.")
@@ -314,8 +320,11 @@ def _refused(response: HttpResponse, error: AccountError) -> HttpResponse:
         response.status_code = 403
     elif isinstance(error, InvitationNotPending):
         response.status_code = 410  # Gone: expired, revoked, declined or already used
-    elif isinstance(error, MoneyError):
+    elif isinstance(error, (MoneyError, AccountLimitReached)):
         response.status_code = 422  # about the amount or the account chosen: the input
+    elif isinstance(error, TooManyInvitations):
+        response.status_code = 429
+        response["Retry-After"] = str(error.retry_after)
     else:
         response.status_code = 409
     if isinstance(error, AccountBusy):

@@ -26,6 +26,14 @@ def env_bool(name: str, default: bool) -> bool:
     return value.lower() in ("1", "true", "yes", "on")
 
 
+def env_int(name: str, default: int) -> int:
+    """A whole number of at least 1 (a limit); anything else is refused at start-up."""
+    value = env(name) or str(default)
+    if not (value.isascii() and value.isdigit() and int(value) >= 1):
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, not {value!r}.")
+    return int(value)
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
@@ -302,6 +310,14 @@ JOINTBANK_STATEMENT_TIMEOUT = env("JOINTBANK_STATEMENT_TIMEOUT", "10s")
 # Holders per joint account, checked when an invitation is sent and again, under the
 # account's row lock, when it is accepted.
 JOINTBANK_MAX_HOLDERS = 10
+
+# --- Limits against flooding: invitation e-mails and accounts ---------------------------------
+# Invitations are e-mails from the bank's address: each holder may send this many an hour, and
+# an address may receive this many a day, on any account (revoked ones count too). Over
+# either: 429 with Retry-After, nothing sent. Opening an account past the last limit: 422.
+JOINTBANK_INVITATIONS_PER_HOLDER_PER_HOUR = env_int("JOINTBANK_INVITATIONS_PER_HOLDER_PER_HOUR", 10)
+JOINTBANK_INVITATIONS_PER_ADDRESS_PER_DAY = env_int("JOINTBANK_INVITATIONS_PER_ADDRESS_PER_DAY", 3)
+JOINTBANK_MAX_ACCOUNTS_PER_USER = env_int("JOINTBANK_MAX_ACCOUNTS_PER_USER", 20)
 
 LOGGING = {
     "version": 1,

@@ -90,6 +90,8 @@ def app_env(database_url: str, **extra) -> dict:
         # would land in the server logs under .data/loadtest/.
         "DJANGO_EMAIL_URL": "console://",
         "DJANGO_EMAIL_BACKEND": "",
+        # The bench's fixtures open 1,000 accounts for one user (loadtest/fixtures.py).
+        "JOINTBANK_MAX_ACCOUNTS_PER_USER": "1001",
         **extra,
     }
 

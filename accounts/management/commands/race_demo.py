@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from decimal import Decimal
 
 from django.conf import settings
@@ -83,13 +84,16 @@ class Command(BaseCommand):
         return self.style.ERROR if bad else self.style.SUCCESS
 
     def _demo_user(self):
-        user, created = get_user_model().objects.get_or_create(
-            username="race-demo",
-            defaults={"email": "race-demo@jointbank.invalid", "is_active": False},
+        """A new inactive user for each run: a run opens four throwaway accounts, and one user
+        may hold only JOINTBANK_MAX_ACCOUNTS_PER_USER open ones (the naive strategy's accounts
+        cannot be emptied and closed reliably: that is the point of them)."""
+        user = get_user_model()(
+            username=f"race-demo-{secrets.token_hex(4)}",
+            email="race-demo@jointbank.invalid",
+            is_active=False,
         )
-        if created:
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
+        user.set_unusable_password()
+        user.save()
         return user
 
     def _account(self, name, balance, user):
