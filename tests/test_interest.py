@@ -329,6 +329,8 @@ class DailyBalanceInterestTests(TestCase):
             InterestPosting.objects.create(account=account, period="2026-01")
 
 
+# One user holds all the accounts, past the default limit on accounts per user.
+@override_settings(JOINTBANK_MAX_ACCOUNTS_PER_USER=100)
 class InterestCommandProcessTests(TransactionTestCase):
     """The command as cron runs it: real OS processes, exit statuses."""
 
