@@ -2,6 +2,8 @@
 per address per day (429 with Retry-After, nothing sent), accounts per user (422), counted
 correctly when the requests arrive at the same instant in different processes."""
 
+from __future__ import annotations
+
 from datetime import timedelta
 
 from django.core import mail
@@ -10,11 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Account, Invitation
-from tests.base import JointAccountTestCase, make_user
+from tests.base import HX, JointAccountTestCase, make_user
 from tests.processes import Raised, run_in_processes
 from tests.test_settings import check
-
-HX = {"HTTP_HX_REQUEST": "true"}
 
 
 @override_settings(
