@@ -5,7 +5,9 @@ import unicodedata
 import uuid
 from decimal import Decimal
 
+from allauth.account import forms as allauth_forms
 from django import forms
+from django.contrib.auth.hashers import make_password
 
 from .models import CENT
 
@@ -100,3 +102,13 @@ class InviteForm(forms.Form):
             "invalid": "Enter a valid e-mail address, like name@example.com.",
         },
     )
+
+
+class SignupForm(allauth_forms.SignupForm):
+    def try_save(self, request):
+        # A new address costs a password hash (set_password); an address already registered
+        # costs none, as allauth only e-mails its owner. Hashing the password given here too
+        # keeps the response time from telling which addresses have an account.
+        if self.account_already_exists:
+            make_password(self.cleaned_data["password1"])
+        return super().try_save(request)

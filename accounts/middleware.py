@@ -33,29 +33,33 @@ class SignInRedirectMiddleware:
             resolve_url(settings.LOGIN_URL)
         ):
             if htmx or request.method != "GET":
-                response = redirect_to_login(self._page(request))
+                response = redirect_to_login(page_to_return_to(request))
             if htmx:
                 return HttpResponseClientRedirect(response["Location"])
         elif htmx and response.status_code in (403, 404):
             response["HX-Refresh"] = "true"
         return response
 
-    @staticmethod
-    def _page(request) -> str:
-        """The page the request came from, when that is one of ours; else its own URL."""
-        if request.htmx:
-            try:
-                page = request.htmx.current_url_abs_path
-            except ValueError:  # a malformed HX-Current-URL header
-                page = None
-        else:
-            page = request.headers.get("Referer")
-        if page and url_has_allowed_host_and_scheme(
-            page, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        ):
-            parts = urlsplit(page)
-            return parts.path + (f"?{parts.query}" if parts.query else "")
-        return request.get_full_path() if request.method == "GET" else "/"
+
+def page_to_return_to(request) -> str:
+    """Where to come back to after a detour (sign-in, two-factor): a plain GET's own URL; for
+    an htmx request or a form sent, the page it came from when that is one of ours (the
+    fragment or POST-only URL itself would answer a bare fragment or 405); else its own URL."""
+    if request.method == "GET" and not request.htmx:
+        return request.get_full_path()
+    if request.htmx:
+        try:
+            page = request.htmx.current_url_abs_path
+        except ValueError:  # a malformed HX-Current-URL header
+            page = None
+    else:
+        page = request.headers.get("Referer")
+    if page and url_has_allowed_host_and_scheme(
+        page, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        parts = urlsplit(page)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return request.get_full_path() if request.method == "GET" else "/"
 
 
 class PrivatePagesMiddleware:

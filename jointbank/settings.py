@@ -40,10 +40,20 @@ SECRET_KEY = env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Set it (any long random string) to run with "
+            "DJANGO_SECRET_KEY is not set. Set it (50 or more random characters) to run with "
             "DEBUG off, or set DJANGO_DEBUG=1 for development."
         )
     SECRET_KEY = "development-only-not-secret"  # only ever used with DEBUG on
+
+# A short key signs sessions, password-reset links and CSRF tokens that can be guessed
+# offline. Django's deploy check asks for 50 characters; production does not start with fewer
+# (checked here, before an embedded database is started).
+if not DEBUG and len(SECRET_KEY) < 50:
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY is too short ({len(SECRET_KEY)} characters): use at least 50 "
+        "random characters, e.g. the output of "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
 
 ALLOWED_HOSTS = [
     host.strip()
@@ -86,6 +96,10 @@ MIDDLEWARE = [
     # Cache-Control: no-store, private on every answer of the accounts app.
     "accounts.middleware.PrivatePagesMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # After authentication, messages and htmx; inside SignInRedirectMiddleware, which turns
+    # the sign-in redirect of an expired session into HX-Redirect for htmx.
+    "accounts.session_expiry.SessionExpiryMiddleware",
+    "accounts.two_factor.TwoFactorRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "jointbank.urls"
@@ -177,6 +191,35 @@ ALLAUTH_TRUSTED_PROXY_COUNT = int(env("JOINTBANK_TRUSTED_PROXY_COUNT", "0"))
 # Two-factor sign-in for every holder: an authenticator app, with recovery codes as backup.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "jointbank"
+
+# --- Sign-in and sessions (issue 10: admin two-factor, rate-limit key, sessions) -----------
+# The admin's sign-in goes through allauth (jointbank/urls.py), so staff get its rate limits
+# and two-factor step; staff need an authenticator before any admin page, and so does every
+# holder before any account page when JOINTBANK_REQUIRE_MFA is on (accounts/two_factor.py).
+JOINTBANK_REQUIRE_MFA = env_bool("JOINTBANK_REQUIRE_MFA", False)
+# Keys the sign-in failure count by the address alone, not by a Host header the client picks
+# (accounts/adapter.py); the sign-up form hashes a password on every path (accounts/forms.py).
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
+
+
+def env_seconds(name: str, default: int) -> int:
+    value = env(name, str(default))
+    if not value.isdigit() or int(value) == 0:
+        raise ImproperlyConfigured(f"{name} must be a whole number of seconds, e.g. {default}.")
+    return int(value)
+
+
+# A sign-in lasts until the browser closes, JOINTBANK_SESSION_IDLE_TIMEOUT without a user
+# action (the balance poll does not count), or JOINTBANK_SESSION_MAX_AGE after signing in,
+# whichever comes first (accounts/session_expiry.py). JOINTBANK_REMEMBER_ME=1 offers allauth's
+# "Remember me", which keeps the cookie across browser restarts (still within both limits).
+JOINTBANK_SESSION_IDLE_TIMEOUT = env_seconds("JOINTBANK_SESSION_IDLE_TIMEOUT", 30 * 60)
+JOINTBANK_SESSION_MAX_AGE = env_seconds("JOINTBANK_SESSION_MAX_AGE", 12 * 60 * 60)
+SESSION_COOKIE_AGE = JOINTBANK_SESSION_MAX_AGE
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+ACCOUNT_SESSION_REMEMBER = None if env_bool("JOINTBANK_REMEMBER_ME", False) else False
+# --- end of sign-in and sessions ----------------------------------------------------------
 
 # --- Cache: shared by every process -------------------------------------------------------
 # Rate limits are counted here; a per-process cache (locmem) would give each gunicorn worker

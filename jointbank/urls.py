@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.shortcuts import redirect
 from django.templatetags.static import static
@@ -7,6 +8,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from jointbank.health import healthz
+
+# The admin signs in through allauth, with its rate limits and two-factor step, instead of its
+# own password-only form; staff then need two-factor before any admin page
+# (accounts/two_factor.py).
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="accounts:list", permanent=False)),

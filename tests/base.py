@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import secrets
+import struct
+import time
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import encrypt
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import TestCase
@@ -66,6 +74,39 @@ def empty_the_queue() -> None:
         cursor.execute("DELETE FROM procrastinate_workers")
 
 
+def make_staff(email: str):
+    user = make_user(email)
+    user.is_staff = user.is_superuser = True
+    user.save(update_fields=["is_staff", "is_superuser"])
+    return user
+
+
+def totp(secret: str, at: float | None = None) -> str:
+    """RFC 6238, as an authenticator app computes it (written here, not borrowed from allauth)."""
+    counter = int((time.time() if at is None else at) // 30)
+    digest = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def give_authenticator(user) -> str:
+    """An authenticator app (TOTP) for the user, as if set up on the two-factor page (stored
+    the way allauth stores it); returns the secret the app would hold."""
+    secret = base64.b32encode(secrets.token_bytes(20)).decode()
+    Authenticator.objects.create(
+        user=user, type=Authenticator.Type.TOTP, data={"secret": encrypt(secret)}
+    )
+    return secret
+
+
+def sign_in_with_two_factor(client, user, secret: str) -> None:
+    """The whole sign-in: e-mail and password, then the authenticator's code."""
+    client.post(reverse("account_login"), {"login": user.email, "password": PASSWORD})
+    response = client.post(reverse("mfa_authenticate"), {"code": totp(secret)})
+    assert response.status_code == 302, "the two-factor step did not complete"
+
+
 class JointAccountTestCase(TestCase):
     """alice and bob hold "Household" with $1000.00; carol holds nothing."""
 
@@ -109,8 +150,9 @@ class JointAccountTestCase(TestCase):
 
 
 class AdminTestCase(JointAccountTestCase):
-    """The Household fixture, signed in to the admin as a superuser."""
+    """The Household fixture, signed in to the admin as a superuser (with the two-factor step
+    staff cannot skip)."""
 
     def setUp(self):
-        self.admin = get_user_model().objects.create_superuser("root", "root@example.com", "x")
-        self.client.force_login(self.admin)
+        self.admin = make_staff("root@example.com")
+        sign_in_with_two_factor(self.client, self.admin, give_authenticator(self.admin))

@@ -6,7 +6,13 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from accounts.models import Invitation, LedgerEntry, Membership
-from tests.base import AdminTestCase, JointAccountTestCase, make_user
+from tests.base import (
+    AdminTestCase,
+    JointAccountTestCase,
+    give_authenticator,
+    make_user,
+    sign_in_with_two_factor,
+)
 
 
 class AdminSharingTests(AdminTestCase):
@@ -121,7 +127,7 @@ class AdminActionPermissionTests(JointAccountTestCase):
         staff.user_permissions.set(
             Permission.objects.filter(content_type__app_label="accounts", codename__in=codenames)
         )
-        self.client.force_login(staff)
+        sign_in_with_two_factor(self.client, staff, give_authenticator(staff))
 
     def run_actions(self) -> list:
         """Both actions, as the admin's action form sends them; the pages' action menus."""

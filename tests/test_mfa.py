@@ -3,26 +3,13 @@ then needs its code, or a recovery code, after the password."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import struct
 import time
 
 from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
-from tests.base import PASSWORD, JointAccountTestCase
-
-
-def totp(secret: str, at: float | None = None) -> str:
-    """RFC 6238, as an authenticator app computes it (written here, not borrowed from allauth)."""
-    counter = int((time.time() if at is None else at) // 30)
-    digest = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
-    return f"{value % 1_000_000:06d}"
+from tests.base import PASSWORD, JointAccountTestCase, totp
 
 
 class TwoFactorTests(JointAccountTestCase):
