@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.cache import cache
-from django.test import TransactionTestCase
+from django.test import TestCase, TransactionTestCase
 from django.urls import reverse
 
 from tests.base import PASSWORD, make_user
@@ -52,3 +52,29 @@ class SharedRateLimitTests(TransactionTestCase):
         # so the sixth attempt signs in. This is the failure the shared cache prevents.
         result = self.guess_on_two_servers(DJANGO_SETTINGS_MODULE="tests.settings_locmem")
         self.assertEqual(result, "signed in")
+
+
+class HostHeaderTests(TestCase):
+    """The per-address limit must not restart for each Host header a client makes up:
+    ALLOWED_HOSTS ignores the port, and allauth keyed the count by the host, port included."""
+
+    def setUp(self):
+        make_user("alice@example.com")
+        cache.clear()
+
+    def sign_in(self, password: str, host: str):
+        return self.client.post(
+            LOGIN, {"login": "alice@example.com", "password": password}, HTTP_HOST=host
+        )
+
+    def test_a_new_port_in_the_host_header_brings_no_new_guesses(self):
+        for _ in range(5):
+            self.assertContains(self.sign_in("wrong-password", "127.0.0.1:8000"), "not correct")
+        response = self.sign_in(PASSWORD, "127.0.0.1:2")
+        self.assertContains(response, TOO_MANY)
+        self.assertNotIn("_auth_user_id", self.client.session)
+
+    def test_nor_does_another_host_name(self):
+        for _ in range(5):
+            self.sign_in("wrong-password", "127.0.0.1")
+        self.assertContains(self.sign_in(PASSWORD, "localhost"), TOO_MANY)

@@ -34,6 +34,15 @@ class SettingsTests(SimpleTestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("DJANGO_SECRET_KEY is not set", result.stderr)
 
+    def test_it_refuses_a_secret_key_shorter_than_50_characters_when_debug_is_off(self):
+        result = check(DJANGO_DEBUG="0", DJANGO_SECRET_KEY="k3y-" * 12)  # 48 characters
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("ImproperlyConfigured: DJANGO_SECRET_KEY is too short (48", result.stderr)
+
+    def test_a_short_development_key_is_fine_with_debug_on(self):
+        result = check(DJANGO_DEBUG="1", DJANGO_SECRET_KEY="short")
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     def test_it_starts_with_a_secret_key_and_debug_off(self):
         result = check(DJANGO_DEBUG="0", DJANGO_SECRET_KEY="x" * 50, DJANGO_EMAIL_URL="console://")
         self.assertEqual(result.returncode, 0, result.stderr)
