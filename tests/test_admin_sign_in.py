@@ -1,6 +1,8 @@
 """The admin signs in through allauth: its rate limits and its two-factor step, which staff
 cannot skip. Before, /admin/login/ took a password alone, with no limit on guesses."""
 
+from __future__ import annotations
+
 from django.core.cache import cache
 from django.test import TestCase, TransactionTestCase
 from django.urls import reverse

@@ -1,6 +1,8 @@
 """JOINTBANK_REQUIRE_MFA: with it on, a holder needs two-factor sign-in before any account
 page; with it off (the default), an authenticator stays each holder's choice."""
 
+from __future__ import annotations
+
 from decimal import Decimal
 
 from django.core.cache import cache

@@ -1,6 +1,8 @@
 """A sign-in ends when the browser closes, after 30 minutes without a user action (the
 2-second balance poll is not one), and 12 hours after it began however active."""
 
+from __future__ import annotations
+
 from decimal import Decimal
 
 from django.core.cache import cache

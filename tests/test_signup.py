@@ -1,5 +1,7 @@
 """Sign-up does not tell whether an address is registered: the same page, and the same work."""
 
+from __future__ import annotations
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core import mail
@@ -9,7 +11,7 @@ from django.urls import reverse
 
 from tests.base import make_user
 
-NEW_PASSWORD = "a-long-new-password-42"  # noqa: S105
+NEW_PASSWORD = "a-long-new-password-42"
 
 
 class CountingHasher(PBKDF2PasswordHasher):
