@@ -11,6 +11,8 @@ admin sign-in) is asked for a code.
 from __future__ import annotations
 
 from allauth.account.authentication import get_authentication_records
+# allauth's own way to add such a record (it has no public one); tests/test_admin_sign_in.py
+# notices if it stops working.
 from allauth.account.internal.flows.login import record_authentication
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled

@@ -45,9 +45,9 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "development-only-not-secret"  # only ever used with DEBUG on
 
-# A short key signs sessions, password-reset links and CSRF tokens that can be guessed
-# offline. Django's deploy check asks for 50 characters; production does not start with fewer
-# (checked here, before an embedded database is started).
+# The key signs sessions, password-reset links and CSRF tokens, and a short one can be found
+# offline from any of them. Django's deploy check asks for 50 characters; production does not
+# start with fewer (checked here, before an embedded database is started).
 if not DEBUG and len(SECRET_KEY) < 50:
     raise ImproperlyConfigured(
         f"DJANGO_SECRET_KEY is too short ({len(SECRET_KEY)} characters): use at least 50 "
