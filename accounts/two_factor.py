@@ -11,8 +11,6 @@ admin sign-in) is asked for a code.
 from __future__ import annotations
 
 from allauth.account.authentication import get_authentication_records
-# allauth's own way to add such a record (it has no public one); tests/test_admin_sign_in.py
-# notices if it stops working.
 from allauth.account.internal.flows.login import record_authentication
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
@@ -32,7 +30,9 @@ AUTHENTICATOR_TYPES = [t for t in Authenticator.Type if t != Authenticator.Type.
 def record_setup(sender, request, user, authenticator, **kwargs) -> None:
     """On allauth's authenticator_added: the code just entered to set the authenticator up
     proves it, as a code at sign-in would. Without this the user would be asked for a second
-    code (a new one, 30 seconds later) right after setting it up."""
+    code (a new one, 30 seconds later) right after setting it up. record_authentication is
+    allauth's internal way to add such a record (there is no public one);
+    tests/test_admin_sign_in.py notices if it stops working."""
     if authenticator.type in AUTHENTICATOR_TYPES:
         record_authentication(request, user, "mfa", type=authenticator.type, id=authenticator.pk)
 
