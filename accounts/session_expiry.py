@@ -19,6 +19,9 @@ LAST_ACTIVITY = "jointbank_last_activity"
 # Requests the page makes on its own: the 2-second balance poll would otherwise keep a session
 # open for ever in a tab left on the account page.
 NOT_ACTIVITY = {"accounts:balance"}
+# The last activity is written at most this often (seconds), so that a click does not always
+# cost a write of the session row; the idle limit may come up to this much early.
+ACTIVITY_RESOLUTION = 60
 
 
 def start(sender, request, user, **kwargs) -> None:
@@ -54,7 +57,7 @@ class SessionExpiryMiddleware:
             self._sign_out(request, f"You were signed out after {duration(idle)} without activity.")
         elif now - signed_in_at > max_age:
             self._sign_out(request, f"You were signed out {duration(max_age)} after signing in.")
-        elif not self._is_passive(request):
+        elif now - last_activity > ACTIVITY_RESOLUTION and not self._is_passive(request):
             session[LAST_ACTIVITY] = now
 
     @staticmethod
