@@ -47,7 +47,7 @@ if not SECRET_KEY:
 
 # The key signs sessions, password-reset links and CSRF tokens, and a short one can be found
 # offline from any of them. Django's deploy check asks for 50 characters; production does not
-# start with fewer (checked here, before an embedded database is started).
+# start with fewer.
 if not DEBUG and len(SECRET_KEY) < 50:
     raise ImproperlyConfigured(
         f"DJANGO_SECRET_KEY is too short ({len(SECRET_KEY)} characters): use at least 50 "
