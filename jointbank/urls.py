@@ -11,8 +11,8 @@ from jointbank.health import healthz
 
 # The admin signs in through allauth, with its rate limits and two-factor step, instead of its
 # own password-only form; staff then need two-factor before any admin page
-# (accounts/two_factor.py).
-admin.site.login = secure_admin_login(admin.site.login)
+# (accounts/two_factor.py). Replacing the bound method is allauth's documented way.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="accounts:list", permanent=False)),
