@@ -254,7 +254,7 @@ def _updates(request, account, after, form=None, kind=None, done=None) -> HttpRe
 
 
 def _entries(account):
-    return account.entries.select_related("created_by", "counterparty").order_by("-pk")
+    return account.entries.select_related("created_by__profile", "counterparty").order_by("-pk")
 
 
 def _transfer_targets(request, account):
@@ -334,13 +334,13 @@ def _refused(response: HttpResponse, error: AccountError) -> HttpResponse:
 
 
 def _sharing_context(account, invite_form=None, **extra):
-    memberships = account.memberships.select_related("user").order_by("joined_at", "pk")
+    memberships = account.memberships.select_related("user__profile").order_by("joined_at", "pk")
     return {
         "account": account,
         "memberships": [m for m in memberships if m.left_at is None],
         "former_memberships": [m for m in memberships if m.left_at is not None],
         "invitations": account.invitations.pending()
-        .select_related("invited_by")
+        .select_related("invited_by__profile")
         .order_by("created_at", "pk"),
         "invite_form": invite_form or InviteForm(),
         **extra,
@@ -450,7 +450,9 @@ def _action_refused(
 def _get_invitation(pk: int, token: str) -> Invitation | None:
     """The invitation if the link's token is its token. None looks the same whether or not
     an invitation with that id exists."""
-    invitation = Invitation.objects.select_related("account", "invited_by").filter(pk=pk).first()
+    invitation = (
+        Invitation.objects.select_related("account", "invited_by__profile").filter(pk=pk).first()
+    )
     if invitation is None or not invitation.token_matches(token):
         return None
     invitation.mark_if_expired()

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     # The background worker's queue (procrastinate): its tables come with `manage.py migrate`.
     "procrastinate.contrib.django",
     "accounts",
+    "profiles",
 ]
 
 MIDDLEWARE = [
@@ -178,6 +179,8 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "accounts:list"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+# Adds "Your name" (profiles.Profile) to allauth's sign-up form.
+ACCOUNT_SIGNUP_FORM_CLASS = "profiles.forms.SignupForm"
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_GET = False  # sign-out is a POST

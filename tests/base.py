@@ -17,6 +17,7 @@ from django.test import TestCase
 from django.urls import reverse
 
 from accounts.models import Account
+from profiles.models import Profile
 
 PASSWORD = "correct-horse-battery"
 # Headers of a request that htmx sends.
@@ -57,11 +58,15 @@ BAD_AMOUNTS = [
 ]
 
 
-def make_user(email: str):
+def make_user(email: str, name: str | None = None):
+    """A user with a verified address; with `name`, a display name (else they are shown by
+    the part of the address before the @)."""
     user = get_user_model().objects.create_user(
         username=email.split("@")[0], email=email, password=PASSWORD
     )
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    if name is not None:
+        Profile.set_name(user, name)
     return user
 
 
@@ -108,13 +113,14 @@ def sign_in_with_two_factor(client, user, secret: str) -> None:
 
 
 class JointAccountTestCase(TestCase):
-    """alice and bob hold "Household" with $1000.00; carol holds nothing."""
+    """alice and bob hold "Household" with $1000.00; carol holds nothing. Their display
+    names are Alice, Bob and Carol."""
 
     @classmethod
     def setUpTestData(cls):
-        cls.alice = make_user("alice@example.com")
-        cls.bob = make_user("bob@example.com")
-        cls.carol = make_user("carol@example.com")
+        cls.alice = make_user("alice@example.com", "Alice")
+        cls.bob = make_user("bob@example.com", "Bob")
+        cls.carol = make_user("carol@example.com", "Carol")
         cls.account = Account.open("Household", by=cls.alice)
         cls.account.memberships.create(user=cls.bob)
         cls.account.deposit(Decimal("1000.00"), by=cls.alice)

@@ -78,8 +78,8 @@ class BrowserTestCase(ChromiumTestCase):
 
     def setUp(self):
         cache.clear()  # allauth's rate limits, kept in the cache table between tests
-        self.alice = make_user("alice@example.com")
-        self.bob = make_user("bob@example.com")
+        self.alice = make_user("alice@example.com", "Alice")
+        self.bob = make_user("bob@example.com", "Bob")
         self.account = Account.open("Household", by=self.alice)
         self.account.memberships.create(user=self.bob)
         self.account.deposit(Decimal("1000.00"), by=self.alice)

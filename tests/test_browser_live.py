@@ -27,7 +27,7 @@ class CoHolderViewTests(BrowserTestCase):
         self.assertTrue(bob.evaluate("window.notReloaded"), "bob's page was reloaded")
         self.assertEqual(bob.inner_text("#balance"), "$1,250.75")
         row = bob.inner_text(f"#entry-{entry.pk}")
-        self.assertIn("alice@example.com", row)
+        self.assertIn("Alice", row)
         self.assertIn("+$250.75", row)
         # The newest row is on top, and the chart moved with the balance.
         self.assertEqual(bob.get_attribute("#history-rows tr", "id"), f"entry-{entry.pk}")

@@ -56,7 +56,9 @@ class InviteTests(InvitationTestCase):
             callback()
         [message] = mail.outbox
         self.assertEqual(message.to, ["dave@example.com"])
-        self.assertIn("alice@example.com", message.subject)
+        # The inviter by name, and her address in the body, so the invitee can tell who it is.
+        self.assertIn("Alice invites you", message.subject)
+        self.assertIn("Alice (alice@example.com) invites you", message.body)
         self.assertIn("Household", message.subject)
         self.assertIn(self.sent_link(), message.body)
 
@@ -165,7 +167,7 @@ class AcceptTests(InvitationTestCase):
 
     def test_the_invitee_sees_who_invites_them_to_what(self):
         response = self.client.get(self.link)
-        self.assertContains(response, "alice@example.com")
+        self.assertContains(response, "<strong>Alice</strong> (alice@example.com) invites you")
         self.assertContains(response, "Household")
         self.assertContains(response, f'action="{self.link}accept/"')
         self.assertContains(response, f'action="{self.link}decline/"')
@@ -377,6 +379,7 @@ class SignedOutInviteeTests(InvitationTestCase):
         response = self.client.post(
             signup,
             {
+                "display_name": "Frank",
                 "email": "frank@example.com",
                 "password1": "a-long-new-password-42",
                 "password2": "a-long-new-password-42",

@@ -34,7 +34,7 @@ class LeaveTests(JointAccountTestCase):
         self.client.force_login(self.alice)
         page = self.client.get(self.url("detail"))
 
-        self.assertContains(page, "<td>bob@example.com</td>", html=True)  # his deposit
+        self.assertContains(page, "<td>Bob</td>", html=True)  # his deposit
         self.assertContains(page, "Former holders")
         holders = page.content.decode().split("Former holders")
         self.assertIn("bob@example.com", holders[1].split("</ul>")[0])

@@ -138,7 +138,7 @@ class BalancePollingTests(JointAccountTestCase):
         self.assertEqual(response.status_code, 200)
         self.assertNotEqual(response["ETag"], first["ETag"])
         self.assertEqual(self.data_balance(response), "1005.00")
-        self.assertContains(response, "bob@example.com")
+        self.assertContains(response, "<td>Bob</td>", html=True)
         self.assertContains(response, 'hx-swap-oob="afterbegin:#history-rows"')
         self.assertContains(response, f"?after={newest + 1}")
 

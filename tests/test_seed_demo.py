@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 from django.test import TestCase, override_settings
 
 from accounts.models import Account, LedgerEntry
+from profiles.models import Profile
 
 
 class SeedDemoTests(TestCase):
@@ -26,6 +27,8 @@ class SeedDemoTests(TestCase):
         self.assertEqual(second.splitlines()[-1], first.splitlines()[-1])
         emails = sorted(household.memberships.current().values_list("user__email", flat=True))
         self.assertEqual(emails, ["alice@example.com", "bob@example.com"])
+        names = Profile.objects.order_by("display_name").values_list("display_name", flat=True)
+        self.assertEqual(list(names), ["Alice", "Bob", "Carol"])
         call_command("verify_ledger", "--account", str(household.pk), stdout=StringIO())
         self.assertTrue(self.client.login(username="carol@example.com", password="demo-pass-2024"))
         self.assertEqual(self.client.get(f"/accounts/{household.pk}/").status_code, 404)

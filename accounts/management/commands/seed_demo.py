@@ -10,9 +10,10 @@ from django.db import transaction
 from django.urls import reverse
 
 from accounts.models import Account
+from profiles.models import Profile
 
 PASSWORD = "demo-pass-2024"  # a published demo password, refused in production
-USERS = ["alice@example.com", "bob@example.com", "carol@example.com"]
+USERS = {"alice@example.com": "Alice", "bob@example.com": "Bob", "carol@example.com": "Carol"}
 HISTORY = [  # (who, kind, amount)
     ("alice@example.com", "deposit", "1200.00"),
     ("bob@example.com", "deposit", "350.00"),
@@ -31,8 +32,8 @@ class Command(BaseCommand):
         if not settings.DEBUG and not force:
             raise CommandError("Refusing to create demo users with DEBUG off (use --force).")
         with transaction.atomic():
-            users = {email: self._user(email) for email in USERS}
-            alice = users[USERS[0]]
+            users = {email: self._user(email, name) for email, name in USERS.items()}
+            alice = users["alice@example.com"]
             household = Account.objects.held_by(alice).filter(name="Household").first()
             if household is None:
                 household = Account.open("Household", by=users["alice@example.com"])
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo users {', '.join(USERS)} with password {PASSWORD}")
         self.stdout.write(reverse("accounts:detail", args=[household.pk]))
 
-    def _user(self, email):
+    def _user(self, email, name):
         user, created = get_user_model().objects.get_or_create(
             email=email, defaults={"username": email.split("@")[0]}
         )
@@ -52,4 +53,6 @@ class Command(BaseCommand):
         EmailAddress.objects.get_or_create(
             user=user, email=email, defaults={"verified": True, "primary": True}
         )
+        # A name the user changed on /profile/ stays: seeding again only fills in a missing one.
+        Profile.objects.get_or_create(user=user, defaults={"display_name": name})
         return user
