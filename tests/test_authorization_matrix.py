@@ -1,4 +1,4 @@
-"""Who may do what, on every URL of the accounts app.
+"""Who may do what, on every URL of the accounts and profiles apps.
 
 The URLs come from the URLconf itself, so a URL added later without a row here fails
 `test_every_url_has_a_row`. Every request runs in a savepoint that is rolled back, so each
@@ -52,15 +52,24 @@ MATRIX = {
     "invitation": ("get", {}, {**INVITEE_ONLY, "former": 200}),
     "accept": ("post", {}, {**INVITEE_ONLY, "former": 303}),
     "decline": ("post", {}, {**INVITEE_ONLY, "former": 303}),
+    # /profile/: everyone signed in has their own.
+    "profile": ("get", {}, dict.fromkeys(ROLES, 200)),
 }
+NAMESPACES = ("accounts", "profiles")
 
 
 def account_url_patterns():
-    """The accounts app's URL patterns as the site actually mounts them."""
+    """The accounts and profiles apps' URL patterns as the site actually mounts them, each
+    with its `namespace` set."""
+    found = []
     for entry in get_resolver().url_patterns:
-        if isinstance(entry, URLResolver) and entry.namespace == "accounts":
-            return entry.url_patterns
-    raise AssertionError("the accounts app is not in the URLconf")
+        if isinstance(entry, URLResolver) and entry.namespace in NAMESPACES:
+            for pattern in entry.url_patterns:
+                pattern.namespace = entry.namespace
+                found.append(pattern)
+    namespaces = {pattern.namespace for pattern in found}
+    assert namespaces == set(NAMESPACES), f"not in the URLconf: {set(NAMESPACES) - namespaces}"
+    return found
 
 
 class AuthorizationMatrixTests(JointAccountTestCase):
@@ -94,7 +103,7 @@ class AuthorizationMatrixTests(JointAccountTestCase):
         if pattern.name == "revoke" and closed:
             values["invitation_pk"] = self.closed_invitation.pk
         kwargs = {name: values[name] for name in pattern.pattern.converters}
-        return reverse(f"accounts:{pattern.name}", kwargs=kwargs)
+        return reverse(f"{pattern.namespace}:{pattern.name}", kwargs=kwargs)
 
     def data(self, data):
         return {key: self.shared.pk if value is SHARED else value for key, value in data.items()}
