@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 BALANCE_DIGITS = 14
 MAX_BALANCE = Decimal("999999999999.99")
 CENT = Decimal("0.01")
+MEMO_MAX_LENGTH = 140
 # The "previous hash" of an account's first ledger entry.
 GENESIS_HASH = "0" * 64
 
@@ -703,6 +706,9 @@ class LedgerEntry(models.Model):
     pair = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="paired_in"
     )
+    # What the money was for, as the holder typed it (checked by `checked_memo`); both halves of
+    # a transfer carry it. The database default lets bulk SQL inserts leave it out.
+    memo = models.CharField(max_length=MEMO_MAX_LENGTH, blank=True, default="", db_default="")
     # SHA-256 (hex) over this entry's fields and the previous entry's hash: see chain_hash.
     hash = models.CharField(max_length=64)
 
@@ -737,6 +743,11 @@ class LedgerEntry(models.Model):
         indexes = [
             models.Index(fields=["account", "-id"], name="ledger_account_newest"),
             models.Index(fields=["account", "created_at"], name="ledger_account_created"),
+            # The history filters (accounts/history.py): "newest first, before id X" for one
+            # holder or one kind, and memo text anywhere in the memo (ILIKE '%groc%').
+            models.Index(fields=["account", "created_by", "-id"], name="ledger_account_holder"),
+            models.Index(fields=["account", "kind", "-id"], name="ledger_account_kind"),
+            GinIndex(fields=["memo"], opclasses=["gin_trgm_ops"], name="ledger_memo_trigram"),
         ]
 
     def __str__(self):
@@ -767,6 +778,10 @@ def chain_hash(entry, previous: str) -> str:
     account|seq|kind|amount|balance_after|created_by|created_at|idempotency_key|counterparty|
     pair|previous, amounts with two decimals, created_at in UTC as 2026-01-31T09:15:00.000000Z,
     absent values empty. (Migrations call this with historical models: use fields only.)
+
+    Fields added later are appended as `|name=value` only when set, so every entry written
+    before them keeps its hash: `|memo=` and the memo as a JSON string (ASCII, escaped), whose
+    quotes keep a `|` typed in a memo from passing for another field.
     """
     fields = [
         entry.account_id,
@@ -781,6 +796,8 @@ def chain_hash(entry, previous: str) -> str:
         entry.pair_id or "",
         previous,
     ]
+    if memo := getattr(entry, "memo", ""):  # historical models in early migrations have none
+        fields.append(f"memo={json.dumps(memo)}")
     return hashlib.sha256("|".join(map(str, fields)).encode()).hexdigest()
 
 

@@ -39,6 +39,7 @@ from .errors import (
 )
 from .formatting import money
 from .forms import AccountForm, AmountForm, InviteForm, TransferForm
+from .history import HistoryFilter
 from .models import Account, Invitation, LedgerEntry
 from .statements import BadDates, statement_dates, statement_lines
 
@@ -93,22 +94,36 @@ def _list_context(request, form):
 @login_required
 @require_GET
 def account_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The account page; with filters in the query string (accounts/history.py), its history
+    shows only what they match. The filter form swaps just the results (HTMX)."""
     account = get_account_for_holder(request, pk)
-    return render(request, PAGE, _page_context(request, account))
+    filters = HistoryFilter(request.GET, account=account)
+    status = 200 if filters.is_valid() else 422
+    if request.htmx and request.htmx.target == "history-results":
+        context = _history_context(account, filters=filters)
+        if filters.is_valid():
+            context["newest_id"] = _newest_id(context)
+        return render(request, PAGE + "#filtered", context, status=status)
+    return render(request, PAGE, _page_context(request, account, filters=filters), status=status)
 
 
 @login_required
 @require_GET
 def history(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Older history, 25 rows before the entry id `before` (keyset pagination)."""
+    """Older history, 25 rows before the entry id `before` (keyset pagination), filtered like
+    the page it was asked from."""
     account = get_account_for_holder(request, pk)
     before = _entry_id(request.GET.get("before"))
     if before is None:
         raise BadRequest("`before` must be a ledger entry id.")
+    filters = HistoryFilter(request.GET, account=account)
+    status = 200 if filters.is_valid() else 422
     if request.htmx:
-        return render(request, PAGE + "#history_page", _history_context(account, before))
+        context = _history_context(account, before, filters)
+        return render(request, PAGE + "#history_page", context, status=status)
     # Without JavaScript "show older" is a plain link: the whole page, history from there.
-    return render(request, PAGE, _page_context(request, account, before=before))
+    context = _page_context(request, account, before=before, filters=filters)
+    return render(request, PAGE, context, status=status)
 
 
 @login_required
@@ -123,7 +138,8 @@ def balance(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     etag = f'"{account.version}"'
     response = get_conditional_response(request, etag=etag)
     if response is None:
-        response = _updates(request, account, _entry_id(request.GET.get("after")))
+        filters = HistoryFilter(request.GET, account=account)
+        response = _updates(request, account, _entry_id(request.GET.get("after")), filters)
     response["ETag"] = etag
     patch_cache_control(response, no_cache=True, private=True)
     return response
@@ -205,7 +221,11 @@ def _money_done(
         fresh_form = type(form)()  # with a new idempotency key
         after = _entry_id(request.POST.get("after"))
         after = entry.pk - 1 if after is None else after
-        response = _updates(request, account, after, form=fresh_form, kind=kind, done=entry)
+        # The page's history filters come along with `after` (hx-include="#poller input").
+        filters = HistoryFilter(request.POST, account=account)
+        response = _updates(
+            request, account, after, filters, form=fresh_form, kind=kind, done=entry
+        )
     else:
         text = f"{entry.summary}. The balance is now {money(account.balance)}."
         if entry.replayed:
@@ -236,13 +256,17 @@ def statement(request: HtmxHttpRequest, pk: int) -> HttpResponse | StreamingHttp
     return response
 
 
-def _updates(request, account, after, form=None, kind=None, done=None) -> HttpResponse:
-    """The new balance, the poller's new state and the history rows newer than `after`,
-    all swapped out of band; with `form`, the reset money form in front of them."""
-    context = {"account": account, "form": form, "kind": kind, "done": done}
+def _updates(request, account, after, filters, form=None, kind=None, done=None) -> HttpResponse:
+    """The new balance, the poller's new state and the history rows newer than `after` that
+    the page's filters match, all swapped out of band; with `form`, the reset money form in
+    front of them."""
+    context = {"account": account, "form": form, "kind": kind, "done": done, "filters": filters}
     context["targets"] = _transfer_targets(request, account)  # lazy: read if the form shows
     if after is not None:
-        new_entries = list(_entries(account).filter(pk__gt=after)[: HISTORY_PAGE_SIZE + 1])
+        entries = _entries(account).filter(pk__gt=after)
+        if filters.is_filtered:
+            entries = filters.entries(entries)
+        new_entries = list(entries[: HISTORY_PAGE_SIZE + 1])
         if len(new_entries) > HISTORY_PAGE_SIZE:
             # More changed than one page shows: reload rather than leave a gap in the history.
             return HttpResponseClientRefresh()
@@ -262,26 +286,45 @@ def _transfer_targets(request, account):
     return accounts.exclude(pk=account.pk).order_by("name")
 
 
-def _history_context(account, before=None):
-    # The newest page by the account's own entry number: only the (account, seq) index yields
-    # that order. Ordered by id, PostgreSQL may walk the whole table's newest ids backwards and
-    # skip other accounts' rows (41 ms instead of 0.1 ms for an account that holds most of the
-    # ledger; docs/benchmarks.md). seq and id grow together within an account: both are
-    # assigned under its row lock. Older pages keep the id keyset, which the index also serves.
+def _history_context(account, before=None, filters=None):
+    context = {"account": account, "filters": filters, "entries": [], "older_before": None}
+    if filters is not None and not filters.is_valid():
+        return context  # the page says what is wrong with the filters, and lists nothing
     entries = _entries(account)
-    entries = entries.order_by("-seq") if before is None else entries.filter(pk__lt=before)
+    if filters is not None and filters.is_filtered:
+        # Filtered pages stay in id order: the filter indexes end in id (accounts/history.py).
+        entries = filters.entries(entries)
+        if before is not None:
+            entries = entries.filter(pk__lt=before)
+    elif before is None:
+        # The newest page by the account's own entry number: only the (account, seq) index
+        # yields that order. Ordered by id, PostgreSQL may walk the whole table's newest ids
+        # backwards and skip other accounts' rows (41 ms instead of 0.1 ms for an account that
+        # holds most of the ledger; docs/benchmarks.md). seq and id grow together within an
+        # account: both are assigned under its row lock.
+        entries = entries.order_by("-seq")
+    else:  # older pages keep the id keyset, which the (account, -id) index serves
+        entries = entries.filter(pk__lt=before)
     page = list(entries[: HISTORY_PAGE_SIZE + 1])
-    return {
-        "account": account,
-        "entries": page[:HISTORY_PAGE_SIZE],
-        "older_before": page[HISTORY_PAGE_SIZE - 1].pk if len(page) > HISTORY_PAGE_SIZE else None,
-    }
+    context["entries"] = page[:HISTORY_PAGE_SIZE]
+    if len(page) > HISTORY_PAGE_SIZE:
+        context["older_before"] = page[HISTORY_PAGE_SIZE - 1].pk
+    return context
 
 
-def _page_context(request, account, before=None, **forms):
-    context = _history_context(account, before)
-    if before is None:  # only the first page is live; an older page stays as it was
-        context["newest_id"] = context["entries"][0].pk if context["entries"] else 0
+def _newest_id(context) -> int:
+    """The newest entry the first page shows: the live updates (poller, money forms) bring
+    what comes after it."""
+    return context["entries"][0].pk if context["entries"] else 0
+
+
+def _page_context(request, account, before=None, filters=None, **forms):
+    if filters is None:
+        filters = HistoryFilter({}, account=account)
+    context = _history_context(account, before, filters)
+    # Only the first page is live; an older page, or one whose filters are wrong, stays as is.
+    if before is None and filters.is_valid():
+        context["newest_id"] = _newest_id(context)
     context.update(
         deposit_form=forms.get("deposit_form") or AmountForm(),
         withdraw_form=forms.get("withdraw_form") or AmountForm(),
