@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 from .chart import balance_chart
+from .contributions import contributions
 from .emails import send_invitation
 from .errors import (
     AccountBusy,
@@ -273,6 +274,7 @@ def _updates(request, account, after, filters, form=None, kind=None, done=None) 
         context["new_entries"] = new_entries
         context["newest_id"] = new_entries[0].pk if new_entries else after
     context["chart"] = balance_chart(account)
+    context["contributions"] = contributions(account)
     template = PAGE + ("#money_done" if form is not None else "#updates")
     return render(request, template, context)
 
@@ -335,6 +337,7 @@ def _page_context(request, account, before=None, filters=None, **forms):
         action_error=forms.get("action_error"),
         chart=balance_chart(account),
     )
+    context["contributions"] = contributions(account, context["all_memberships"])
     return context
 
 
@@ -380,6 +383,7 @@ def _sharing_context(account, invite_form=None, **extra):
     memberships = account.memberships.select_related("user__profile").order_by("joined_at", "pk")
     return {
         "account": account,
+        "all_memberships": memberships,
         "memberships": [m for m in memberships if m.left_at is None],
         "former_memberships": [m for m in memberships if m.left_at is not None],
         "invitations": account.invitations.pending()

@@ -1,0 +1,104 @@
+"""Who put in what: per holder, money in, money out and the net, for the account's life and
+for this month, from the running totals a database trigger keeps (MonthlyContribution).
+
+One aggregate query over a few rows per holder, whatever the length of the ledger. Money in
+is deposits and transfers in (from another account the same person holds); money out is
+withdrawals and transfers out. Interest is nobody's contribution: it is its own line.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q, Sum
+
+from .models import Account, Membership, MonthlyContribution
+
+ZERO = Decimal("0.00")
+
+
+@dataclass
+class HolderContribution:
+    user: object
+    current: bool  # False: a former holder (or staff who corrected the balance)
+    paid_in: Decimal = ZERO
+    taken_out: Decimal = ZERO
+    paid_in_month: Decimal = ZERO
+    taken_out_month: Decimal = ZERO
+
+    @property
+    def net(self) -> Decimal:
+        return self.paid_in - self.taken_out
+
+    @property
+    def net_month(self) -> Decimal:
+        return self.paid_in_month - self.taken_out_month
+
+
+@dataclass
+class Contributions:
+    holders: list[HolderContribution]
+    interest: Decimal
+    interest_month: Decimal
+    month: date
+
+    def of(self, user) -> HolderContribution | None:
+        return next((row for row in self.holders if row.user.pk == user.pk), None)
+
+
+def this_month(now: datetime | None = None) -> date:
+    """The first day of the current month, UTC: the months the totals are kept in."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return now.date().replace(day=1)
+
+
+def contributions(account: Account, memberships: list[Membership] | None = None) -> Contributions:
+    """Every holder, current and former, in the order they joined, with their totals; then
+    anyone else who moved money here (staff corrections). `memberships`: the account's,
+    with their users (and profiles) loaded, if the caller has them already."""
+    month = this_month()
+    in_month = Q(month=month)
+    totals = {
+        row["holder"]: row
+        for row in MonthlyContribution.objects.filter(account=account)
+        .values("holder")
+        .annotate(
+            total_in=Sum("paid_in"),
+            total_out=Sum("taken_out"),
+            total_interest=Sum("interest"),
+            month_in=Sum("paid_in", filter=in_month),
+            month_out=Sum("taken_out", filter=in_month),
+            month_interest=Sum("interest", filter=in_month),
+        )
+        .order_by()
+    }
+    if memberships is None:
+        memberships = list(
+            account.memberships.select_related("user__profile").order_by("joined_at", "pk")
+        )
+    rows: dict[int, HolderContribution] = {}
+    for membership in memberships:
+        row = rows.setdefault(membership.user_id, HolderContribution(membership.user, False))
+        row.current = row.current or membership.left_at is None
+    others = [pk for pk, total in totals.items() if pk not in rows and _moved_money(total)]
+    if others:
+        users = get_user_model().objects.select_related("profile").in_bulk(others)
+        for pk in others:
+            rows[pk] = HolderContribution(users[pk], False)
+    for pk, row in rows.items():
+        total = totals.get(pk)
+        if total:
+            row.paid_in, row.taken_out = total["total_in"], total["total_out"]
+            row.paid_in_month = total["month_in"] or ZERO
+            row.taken_out_month = total["month_out"] or ZERO
+    return Contributions(
+        holders=list(rows.values()),
+        interest=sum((t["total_interest"] for t in totals.values()), ZERO),
+        interest_month=sum((t["month_interest"] or ZERO for t in totals.values()), ZERO),
+        month=month,
+    )
+
+
+def _moved_money(total) -> bool:
+    return bool(total["total_in"] or total["total_out"])
