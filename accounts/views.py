@@ -17,7 +17,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 from django_htmx.middleware import HtmxDetails
 
@@ -29,10 +29,12 @@ from .contributions import contributions
 from .emails import send_invitation
 from .errors import (
     AccountBusy,
+    AccountClosed,
     AccountError,
     AccountLimitReached,
     IdempotencyConflict,
     InvitationNotPending,
+    LastHolder,
     MoneyError,
     NotAHolder,
     TooManyInvitations,
@@ -461,9 +463,13 @@ def revoke(request: HtmxHttpRequest, pk: int, invitation_pk: int) -> HttpRespons
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def leave(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """GET: the confirmation, with what the user put in and took out, so that the holders can
+    settle before they go. POST: leave."""
     account = get_account_for_holder(request, pk)
+    if request.method == "GET":
+        return _leave_confirmation(request, account)
     try:
         account.leave(by=request.user)
     except AccountError as error:
@@ -482,6 +488,19 @@ def close(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return _action_refused(request, account, error)
     message = f"{account.name} is closed. Its history stays here, read-only."
     return _done(request, reverse("accounts:detail", args=[account.pk]), message)
+
+
+def _leave_confirmation(request: HtmxHttpRequest, account: Account) -> HttpResponse:
+    sharing = _sharing_context(account)
+    context = {**sharing, "contributions": contributions(account, sharing["all_memberships"])}
+    context["mine"] = context["contributions"].of(request.user)
+    status = 200
+    # Refused now rather than after the click: closed, or nobody else would hold it.
+    if account.closed_at is not None:
+        context["refused"], status = AccountClosed(account.closed_at), 409
+    elif len(sharing["memberships"]) < 2:
+        context["refused"], status = LastHolder(), 409
+    return render(request, "accounts/leave.html", context, status=status)
 
 
 def _action_refused(

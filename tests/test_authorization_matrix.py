@@ -21,6 +21,7 @@ The roles and what the design allows them:
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import product
 
 from django.db import transaction
 from django.urls import URLResolver, get_resolver, reverse
@@ -55,7 +56,16 @@ MATRIX = {
     # /profile/: everyone signed in has their own.
     "profile": ("get", {}, dict.fromkeys(ROLES, 200)),
 }
+# URLs that answer a second method too: url name: [(method, data, {role: status})].
+ALSO = {
+    # The confirmation before leaving; the closed account's last holder cannot leave.
+    "leave": [("get", {}, {**READ, "closed": 409})],
+}
 NAMESPACES = ("accounts", "profiles")
+
+
+def rows(name):
+    return [MATRIX[name], *ALSO.get(name, [])]
 
 
 def account_url_patterns():
@@ -147,8 +157,7 @@ class AuthorizationMatrixTests(JointAccountTestCase):
     def test_each_role_gets_what_the_design_allows(self):
         self.assertEqual(set(ROLES), set(self.users))
         for pattern in account_url_patterns():
-            method, data, expected = MATRIX[pattern.name]
-            for role in ROLES:
+            for (method, data, expected), role in product(rows(pattern.name), ROLES):
                 self.client.force_login(self.users[role])
                 url = self.url_for(pattern, role)
                 with self.subTest(url=pattern.name, role=role, method=method):
@@ -179,8 +188,7 @@ class AuthorizationMatrixTests(JointAccountTestCase):
         # would mean the view validated before checking who is asking.
         bad = {"amount": "abc", "email": "not-an-address", "before": "x", "name": ""}
         for pattern in account_url_patterns():
-            method, _, expected = MATRIX[pattern.name]
-            for role in ROLES:
+            for (method, _, expected), role in product(rows(pattern.name), ROLES):
                 if expected[role] != 404:
                     continue
                 self.client.force_login(self.users[role])

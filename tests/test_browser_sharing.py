@@ -54,6 +54,8 @@ class SharingInTheBrowserTests(ChromiumTestCase):
         self.assertIn("You are now a holder of Household", bob.inner_text(".messages"))
         self.assertIn("alice@example.com", bob.inner_text("#sharing"))
 
+        bob.click("#leave-link")  # the confirmation first, with what he put in
+        self.assertIn("Your net contribution is +$0.00", bob.inner_text("#your-net"))
         bob.click("#leave-form button")
         bob.wait_for_url("**/accounts/")
         self.assertIn("You left Household", bob.inner_text(".messages"))
