@@ -16,6 +16,19 @@ from django.db.models import Q, Sum
 from .models import Account, Membership, MonthlyContribution
 
 ZERO = Decimal("0.00")
+# The totals recomputed from the ledger itself (what the trigger of migration 0008 adds up
+# entry by entry): the migration's backfill, and tests that date entries back.
+TOTALS_FROM_LEDGER = """
+INSERT INTO accounts_monthlycontribution
+    (account_id, holder_id, month, paid_in, taken_out, interest)
+SELECT account_id, created_by_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date,
+    coalesce(sum(amount) FILTER (WHERE kind IN ('deposit', 'transfer_in')), 0),
+    coalesce(sum(amount) FILTER (WHERE kind IN ('withdrawal', 'transfer_out')), 0),
+    coalesce(sum(amount) FILTER (WHERE kind = 'interest'), 0)
+FROM accounts_ledgerentry
+{where}
+GROUP BY 1, 2, 3
+"""
 
 
 @dataclass

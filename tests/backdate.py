@@ -1,13 +1,15 @@
 """Give test ledgers a past: entries are written through the locked methods (now), then dated
 back here. The ledger is append-only (a trigger refuses UPDATE), so this switches the trigger off
 inside one transaction (DDL is transactional: no other session sees it off), moves the dates and
-re-chains the account's hashes, so that `verify_ledger` still finds the ledger intact."""
+re-chains the account's hashes and recomputes its monthly contribution totals, so that
+`verify_ledger` still finds the ledger intact."""
 
 from __future__ import annotations
 
 from django.db import connection, transaction
 
-from accounts.models import GENESIS_HASH, Account, LedgerEntry, chain_hash
+from accounts.contributions import TOTALS_FROM_LEDGER
+from accounts.models import GENESIS_HASH, Account, LedgerEntry, MonthlyContribution, chain_hash
 
 
 def backdate(account: Account, dates: dict) -> None:
@@ -23,4 +25,6 @@ def backdate(account: Account, dates: dict) -> None:
             previous = chain_hash(entry, previous)
             LedgerEntry.objects.filter(pk=entry.pk).update(hash=previous)
         Account.objects.filter(pk=account.pk).update(last_hash=previous)
+        MonthlyContribution.objects.filter(account=account).delete()
+        cursor.execute(TOTALS_FROM_LEDGER.format(where="WHERE account_id = %s"), [account.pk])
         cursor.execute("ALTER TABLE accounts_ledgerentry ENABLE TRIGGER ledger_append_only")

@@ -3,6 +3,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
 
+from accounts.contributions import TOTALS_FROM_LEDGER
+
 # Every ledger insert adds its amount to its (account, user, UTC month) row, in the same
 # transaction. Kinds: money in, money out, interest; a kind not listed here adds nothing.
 ADD_TO_CONTRIBUTIONS = """
@@ -32,17 +34,11 @@ CREATE TRIGGER ledger_contributions
 # The entries written before the trigger existed. The lock makes writers wait until this
 # migration commits: an entry inserted between the backfill's snapshot and the trigger's
 # creation would otherwise be counted by neither.
-BACKFILL = """
-LOCK TABLE accounts_ledgerentry IN SHARE ROW EXCLUSIVE MODE;
-INSERT INTO accounts_monthlycontribution
-    (account_id, holder_id, month, paid_in, taken_out, interest)
-SELECT account_id, created_by_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date,
-    coalesce(sum(amount) FILTER (WHERE kind IN ('deposit', 'transfer_in')), 0),
-    coalesce(sum(amount) FILTER (WHERE kind IN ('withdrawal', 'transfer_out')), 0),
-    coalesce(sum(amount) FILTER (WHERE kind = 'interest'), 0)
-FROM accounts_ledgerentry
-GROUP BY 1, 2, 3;
-"""
+BACKFILL = (
+    "LOCK TABLE accounts_ledgerentry IN SHARE ROW EXCLUSIVE MODE;"
+    + TOTALS_FROM_LEDGER.format(where="")
+    + ";"
+)
 DROP = """
 DROP TRIGGER ledger_contributions ON accounts_ledgerentry;
 DROP FUNCTION accounts_ledger_add_to_contributions();

@@ -1,21 +1,32 @@
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from accounts.models import GENESIS_HASH, Account, LedgerEntry, chain_hash
+from accounts.contributions import ZERO, this_month
+from accounts.models import GENESIS_HASH, Account, LedgerEntry, MonthlyContribution, chain_hash
 
 CHUNK = 2000
 Kind = LedgerEntry.Kind
+# Which total each kind adds to: paid_in, taken_out, interest.
+COLUMNS = {
+    Kind.DEPOSIT: 0,
+    Kind.TRANSFER_IN: 0,
+    Kind.WITHDRAWAL: 1,
+    Kind.TRANSFER_OUT: 1,
+    Kind.INTEREST: 2,
+}
 
 
 class Command(BaseCommand):
     help = (
         "Check the ledger of every account (or --account ID): the balance equals the sum of "
-        "the signed amounts, each balance_after, seq without gaps, the hash chain and the "
-        "pairing of transfers. Exits 1 and names the first bad entry when anything is off."
+        "the signed amounts, each balance_after, seq without gaps, the hash chain, the "
+        "pairing of transfers and the per-holder monthly totals. Exits 1 and names the first "
+        "bad entry when anything is off."
     )
 
     def add_arguments(self, parser):
@@ -59,6 +70,7 @@ def check_ledger(account) -> tuple[int, str | None]:
     """(entries checked, the first problem found or None)."""
     entries = account.entries.select_related("pair", "paired_in").order_by("seq")
     seq, balance, previous = 0, Decimal("0.00"), GENESIS_HASH
+    totals = defaultdict(lambda: [ZERO, ZERO, ZERO])  # (user, month): in, out, interest
     for entry in entries.iterator(chunk_size=CHUNK):
         seq += 1
         where = f"entry id {entry.pk} (seq {entry.seq})"
@@ -75,13 +87,32 @@ def check_ledger(account) -> tuple[int, str | None]:
         if problem := _transfer_problem(entry):
             return seq, f"{where}: {problem}"
         previous = entry.hash
+        column = COLUMNS.get(entry.kind)
+        if column is not None:
+            totals[entry.created_by_id, this_month(entry.created_at)][column] += entry.amount
     if account.balance != balance:
         return seq, f"the balance is {account.balance}, but the entries add up to {balance}"
     if (account.last_seq, account.last_hash) != (seq, previous):
         return seq, (
             f"the account's chain head (seq {account.last_seq}) is not its newest entry (seq {seq})"
         )
-    return seq, None
+    return seq, _totals_problem(account, totals)
+
+
+def _totals_problem(account, totals) -> str | None:
+    """The running totals of the "who put in what" panel must be the ledger's own sums."""
+    stored = {
+        (row.holder_id, row.month): [row.paid_in, row.taken_out, row.interest]
+        for row in MonthlyContribution.objects.filter(account=account)
+    }
+    for key in sorted(set(stored) | set(totals)):
+        if stored.get(key, [ZERO] * 3) != totals.get(key, [ZERO] * 3):
+            user, month = key
+            return (
+                f"the contribution totals of user {user} for {month:%Y-%m} are "
+                f"{stored.get(key)}, but the entries add up to {totals.get(key)}"
+            )
+    return None
 
 
 def _transfer_problem(entry) -> str | None:
