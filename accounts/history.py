@@ -52,9 +52,7 @@ class HistoryFilter(forms.Form):
         self.fields["holder"].choices = [("", "Anyone")] + [
             (user.pk, user) for user in self.holders
         ]
-        self.fields["holder"].error_messages["invalid_choice"] = (
-            "Choose one of the account's holders."
-        )
+        self.fields["holder"].error_messages["invalid_choice"] = "Choose a holder from the list."
 
     def clean(self):
         data = super().clean()
