@@ -24,6 +24,7 @@ from django_htmx.middleware import HtmxDetails
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+from .activity import recent_activity
 from .chart import balance_chart
 from .contributions import contributions
 from .emails import send_invitation
@@ -91,7 +92,11 @@ def account_create(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _list_context(request, form):
-    return {"accounts": Account.objects.held_by(request.user).order_by("name"), "form": form}
+    return {
+        "accounts": Account.objects.held_by(request.user).order_by("name"),
+        "form": form,
+        "activity": recent_activity(request.user),
+    }
 
 
 @login_required

@@ -1,0 +1,78 @@
+"""The accounts page's "Recent activity": other people's moves and invitations, newest first."""
+
+import re
+from decimal import Decimal
+
+from django.urls import reverse
+
+from accounts.models import Account
+from tests.base import JointAccountTestCase, make_user
+
+
+def items(response) -> list[str]:
+    page = response.content.decode().split('id="activity-label"')[1].split("</section>")[0]
+    texts = re.findall(r'<li class="activity-\w+">(.*?)</li>', page, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", text).split()) for text in texts]
+
+
+class RecentActivityTests(JointAccountTestCase):
+    def test_moves_by_others_newest_first_and_never_your_own(self):
+        self.account.deposit(Decimal("20.00"), by=self.bob)
+        self.account.withdraw(Decimal("5.50"), by=self.alice)
+        self.account.withdraw(Decimal("7.25"), by=self.bob)
+        listing = items(self.client.get(reverse("accounts:list")))
+        self.assertEqual(len(listing), 2)
+        self.assertRegex(listing[0], r"^\w+ \d+, \d\d:\d\d Bob withdrew from Household −\$7\.25$")
+        self.assertRegex(listing[1], r"Bob deposited in Household \+\$20\.00$")
+
+        self.client.force_login(self.bob)
+        listing = items(self.client.get(reverse("accounts:list")))
+        self.assertEqual(len(listing), 2)  # alice's first deposit, and her withdrawal
+        self.assertIn("Alice withdrew from Household −$5.50", listing[0])
+        self.assertIn("Alice deposited in Household +$1,000.00", listing[1])
+
+    def test_transfers_and_interest(self):
+        savings = Account.open("Savings", by=self.bob)
+        savings.add_holder(self.alice)
+        self.account.transfer(savings, Decimal("12.00"), by=self.bob)
+        bank = make_user("bank@example.com", "The bank")
+        self.account.post_interest(
+            self.account.created_at.strftime("%Y-%m"), Decimal("0.12"), by=bank
+        )
+        listing = items(self.client.get(reverse("accounts:list")))
+        self.assertIn("Interest credited to Household +$9.88", listing[0])
+        self.assertIn("Bob transferred in to Savings from Household +$12.00", listing[1])
+        self.assertIn("Bob transferred out from Household to Savings −$12.00", listing[2])
+
+    def test_accounts_you_left_or_never_held_stay_silent(self):
+        other = Account.open("Other", by=self.bob)
+        other.deposit(Decimal("3.00"), by=self.bob)
+        self.client.force_login(self.carol)
+        self.assertEqual(items(self.client.get(reverse("accounts:list"))), [])
+        self.account.leave(by=self.alice)
+        self.account.deposit(Decimal("1.00"), by=self.bob)
+        self.client.force_login(self.alice)
+        self.assertEqual(items(self.client.get(reverse("accounts:list"))), [])
+
+    def test_invitations_to_you_and_by_the_other_holders(self):
+        self.account.invite("carol@example.com", by=self.bob)
+        self.account.invite("dave@example.com", by=self.alice)  # alice's own: not listed
+        listing = items(self.client.get(reverse("accounts:list")))
+        self.assertTrue(listing[0].endswith(" Bob invited carol@example.com to hold Household"))
+        self.assertEqual(len(listing), 1)  # not her own invitation, nor her own deposit
+
+        self.client.force_login(self.carol)
+        listing = items(self.client.get(reverse("accounts:list")))
+        self.assertEqual(len(listing), 1)
+        self.assertIn("Bob invited you to hold Household", listing[0])
+        self.assertIn("the e-mail sent to carol@example.com", listing[0])
+
+    def test_it_shows_at_most_twenty_with_a_bounded_number_of_queries(self):
+        for n in range(30):
+            self.account.deposit(Decimal(n + 1), by=self.bob)
+        with self.assertNumQueries(8):
+            response = self.client.get(reverse("accounts:list"))
+        listing = items(response)
+        self.assertEqual(len(listing), 20)
+        self.assertIn("+$30.00", listing[0])
+        self.assertIn("+$11.00", listing[-1])
