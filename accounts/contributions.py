@@ -16,8 +16,9 @@ from django.db.models import Q, Sum
 from .models import Account, Membership, MonthlyContribution
 
 ZERO = Decimal("0.00")
-# The totals recomputed from the ledger itself (what the trigger of migration 0008 adds up
-# entry by entry): the migration's backfill, and tests that date entries back.
+# The totals of a set of ledger rows, per (account, user, UTC month): what the trigger of
+# migration 0008 adds for each INSERT statement (`{entries}` is its table of new rows), and,
+# over the whole ledger, the migration's backfill (and tests that date entries back).
 TOTALS_FROM_LEDGER = """
 INSERT INTO accounts_monthlycontribution
     (account_id, holder_id, month, paid_in, taken_out, interest)
@@ -25,7 +26,7 @@ SELECT account_id, created_by_id, date_trunc('month', created_at AT TIME ZONE 'U
     coalesce(sum(amount) FILTER (WHERE kind IN ('deposit', 'transfer_in')), 0),
     coalesce(sum(amount) FILTER (WHERE kind IN ('withdrawal', 'transfer_out')), 0),
     coalesce(sum(amount) FILTER (WHERE kind = 'interest'), 0)
-FROM accounts_ledgerentry
+FROM {entries}
 {where}
 GROUP BY 1, 2, 3
 """

@@ -72,6 +72,8 @@ SPREAD_EMAIL = "spread@example.com"
 SPREAD_ACCOUNTS = 1000
 HISTORY_SIZES = {"1k": 1_000, "100k": 100_000, "1M": 1_000_000}
 BENCH_BALANCE = Decimal("1000000.00")
+# The memo the filtered history page searches for (`?q=rent`), on every 40th entry.
+FILTER_MEMO, RENT_EVERY = "rent", 40
 
 
 def bench(history=True) -> None:
@@ -115,13 +117,17 @@ def bench(history=True) -> None:
         with connection.cursor() as cursor:
             # Not row by row through the ORM: one INSERT … SELECT of $1.00 deposits whose
             # seq and balance_after run 1, 2, 3…, then the balance and chain head they lead to.
+            # Memos: "rent" on every 40th (the filtered page's search), "groceries" on every
+            # 4th, none on the rest.
             # The hashes are placeholders (verify_ledger would reject these accounts): a valid
             # chain needs each entry's predecessor, i.e. a million sequential steps.
             cursor.execute(
-                "INSERT INTO accounts_ledgerentry "
-                "(account_id, seq, kind, amount, balance_after, created_by_id, created_at, hash) "
+                "INSERT INTO accounts_ledgerentry (account_id, seq, kind, amount, balance_after, "
+                "created_by_id, created_at, hash, memo) "
                 "SELECT %s, g, 'deposit', 1.00, g, %s, now() - make_interval(secs => %s - g), "
-                "encode(sha256(convert_to(g::text, 'UTF8')), 'hex') "
+                "encode(sha256(convert_to(g::text, 'UTF8')), 'hex'), "
+                f"CASE WHEN g %% {RENT_EVERY} = 0 THEN '{FILTER_MEMO}' "
+                "WHEN g %% 4 = 0 THEN 'groceries' ELSE '' END "
                 "FROM generate_series(1, %s) AS g",
                 [account.pk, user.pk, rows, rows],
             )

@@ -6,6 +6,8 @@
 --                  "get": GET BENCH_PATH (with HX-Request when BENCH_HTMX=1, and
 --                  If-None-Match: BENCH_IF_NONE_MATCH when set: the balance poll)
 --   BENCH_EXPECT   the status every response should have (200; 304 for the poll)
+--   BENCH_HX_TARGET with BENCH_HTMX=1: the HX-Target header too (the id of the element
+--                  the fragment is for, e.g. history-results for the filter form)
 -- done() prints one line "RESULT {json}" that loadtest/bench.py reads.
 local cookie = os.getenv("BENCH_COOKIE")
 local csrf = os.getenv("BENCH_CSRF")
@@ -16,6 +18,7 @@ local get_path = os.getenv("BENCH_PATH") or "/"
 local htmx = os.getenv("BENCH_HTMX") == "1"
 local if_none_match = os.getenv("BENCH_IF_NONE_MATCH")
 local expect = tonumber(os.getenv("BENCH_EXPECT") or "200")
+local hx_target = os.getenv("BENCH_HX_TARGET")
 
 local threads = {}
 setup = function(thread)
@@ -38,6 +41,7 @@ request = function()
     local headers = { ["Cookie"] = cookie }
     if htmx then headers["HX-Request"] = "true" end
     if if_none_match then headers["If-None-Match"] = if_none_match end
+    if htmx and hx_target then headers["HX-Target"] = hx_target end
     return wrk.format("GET", get_path, headers)
   end
   local account = first + math.random(0, count - 1)

@@ -26,5 +26,6 @@ def backdate(account: Account, dates: dict) -> None:
             LedgerEntry.objects.filter(pk=entry.pk).update(hash=previous)
         Account.objects.filter(pk=account.pk).update(last_hash=previous)
         MonthlyContribution.objects.filter(account=account).delete()
-        cursor.execute(TOTALS_FROM_LEDGER.format(where="WHERE account_id = %s"), [account.pk])
+        ledger = {"entries": "accounts_ledgerentry", "where": "WHERE account_id = %s"}
+        cursor.execute(TOTALS_FROM_LEDGER.format(**ledger), [account.pk])
         cursor.execute("ALTER TABLE accounts_ledgerentry ENABLE TRIGGER ledger_append_only")

@@ -5,21 +5,14 @@ from django.db import migrations, models
 
 from accounts.contributions import TOTALS_FROM_LEDGER
 
-# Every ledger insert adds its amount to its (account, user, UTC month) row, in the same
-# transaction. Kinds: money in, money out, interest; a kind not listed here adds nothing.
-ADD_TO_CONTRIBUTIONS = """
+# Every INSERT into the ledger adds its rows' amounts to their (account, user, UTC month) rows,
+# in the same transaction. Once per statement, from the statement's new rows: a bulk load of a
+# million entries is one grouped upsert, not a million updates of the same few rows. Kinds:
+# money in, money out, interest; a kind not listed adds nothing.
+ADD_TO_CONTRIBUTIONS = f"""
 CREATE FUNCTION accounts_ledger_add_to_contributions() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO accounts_monthlycontribution
-        (account_id, holder_id, month, paid_in, taken_out, interest)
-    VALUES (
-        NEW.account_id,
-        NEW.created_by_id,
-        date_trunc('month', NEW.created_at AT TIME ZONE 'UTC')::date,
-        CASE WHEN NEW.kind IN ('deposit', 'transfer_in') THEN NEW.amount ELSE 0 END,
-        CASE WHEN NEW.kind IN ('withdrawal', 'transfer_out') THEN NEW.amount ELSE 0 END,
-        CASE WHEN NEW.kind = 'interest' THEN NEW.amount ELSE 0 END
-    )
+    {TOTALS_FROM_LEDGER.format(entries="new_entries", where="")}
     ON CONFLICT (account_id, holder_id, month) DO UPDATE SET
         paid_in = accounts_monthlycontribution.paid_in + EXCLUDED.paid_in,
         taken_out = accounts_monthlycontribution.taken_out + EXCLUDED.taken_out,
@@ -29,14 +22,15 @@ END;
 $$;
 CREATE TRIGGER ledger_contributions
     AFTER INSERT ON accounts_ledgerentry
-    FOR EACH ROW EXECUTE FUNCTION accounts_ledger_add_to_contributions();
+    REFERENCING NEW TABLE AS new_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION accounts_ledger_add_to_contributions();
 """
 # The entries written before the trigger existed. The lock makes writers wait until this
 # migration commits: an entry inserted between the backfill's snapshot and the trigger's
 # creation would otherwise be counted by neither.
 BACKFILL = (
     "LOCK TABLE accounts_ledgerentry IN SHARE ROW EXCLUSIVE MODE;"
-    + TOTALS_FROM_LEDGER.format(where="")
+    + TOTALS_FROM_LEDGER.format(entries="accounts_ledgerentry", where="")
     + ";"
 )
 DROP = """
