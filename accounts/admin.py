@@ -315,9 +315,10 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "balance_after",
         "created_by",
         "created_at",
+        "memo",
     ]
     list_filter = ["kind"]
-    search_fields = ["account__name", "created_by__email"]
+    search_fields = ["account__name", "created_by__email", "memo"]
     list_select_related = ["account", "created_by"]
 
     def has_add_permission(self, request):

@@ -32,6 +32,13 @@ class InvalidAmount(MoneyError):
     pass
 
 
+class InvalidMemo(AccountError):
+    """A memo the ledger does not take: too long, or with characters that would hide, reorder
+    or break the text around it (jointbank/plain_text.py)."""
+
+    field = "memo"
+
+
 class InsufficientFunds(MoneyError):
     def __init__(self, balance: Decimal):
         self.balance = balance
@@ -123,10 +130,10 @@ class LastHolder(AccountError):
 
 
 class OtherHoldersRemain(AccountError):
-    def __init__(self, emails: Iterable[str]):
+    def __init__(self, names: Iterable[str]):
         super().__init__(
             "Only the last holder can close an account; it is also held by "
-            f"{', '.join(emails)}. They have to leave first."
+            f"{', '.join(names)}. They have to leave first."
         )
 
 

@@ -9,7 +9,8 @@ from allauth.account import forms as allauth_forms
 from django import forms
 from django.contrib.auth.hashers import make_password
 
-from .models import CENT
+from .errors import InvalidMemo
+from .models import CENT, MEMO_MAX_LENGTH, checked_memo
 
 MIN_AMOUNT = CENT
 MAX_AMOUNT = Decimal("1000000.00")
@@ -39,6 +40,19 @@ class AmountForm(forms.Form):
         if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
             raise forms.ValidationError(AMOUNT_RULES, code="range")
         return amount
+
+    memo = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.TextInput(attrs={"maxlength": MEMO_MAX_LENGTH, "autocomplete": "off"}),
+    )
+
+    def clean_memo(self) -> str:
+        # The model's own rule (Account.deposit & co. check it again for every caller).
+        try:
+            return checked_memo(self.cleaned_data["memo"])
+        except InvalidMemo as error:
+            raise forms.ValidationError(str(error), code="memo") from None
 
     # Made when the form is rendered, so one submission sent twice (a double click, a retry
     # after a lost reply) is applied once. Optional: without it every request is a new one.

@@ -18,6 +18,9 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jointbank.plain_text import describe, first_hidden_character
+from profiles.models import display_name
+
 from . import interest
 from .errors import (
     AccountClosed,
@@ -32,6 +35,7 @@ from .errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
+    InvalidMemo,
     InvitationNotPending,
     LastHolder,
     NotAHolder,
@@ -158,28 +162,43 @@ class Account(models.Model):
         return account
 
     def deposit(
-        self, amount: Decimal, *, by: User, by_staff: bool = False, idempotency_key: Any = None
-    ) -> LedgerEntry:
-        return self._change_balance(LedgerEntry.Kind.DEPOSIT, amount, by, by_staff, idempotency_key)
-
-    def withdraw(
-        self, amount: Decimal, *, by: User, by_staff: bool = False, idempotency_key: Any = None
+        self,
+        amount: Decimal,
+        *,
+        by: User,
+        by_staff: bool = False,
+        idempotency_key: Any = None,
+        memo: str = "",
     ) -> LedgerEntry:
         return self._change_balance(
-            LedgerEntry.Kind.WITHDRAWAL, amount, by, by_staff, idempotency_key
+            LedgerEntry.Kind.DEPOSIT, amount, by, by_staff, idempotency_key, memo
+        )
+
+    def withdraw(
+        self,
+        amount: Decimal,
+        *,
+        by: User,
+        by_staff: bool = False,
+        idempotency_key: Any = None,
+        memo: str = "",
+    ) -> LedgerEntry:
+        return self._change_balance(
+            LedgerEntry.Kind.WITHDRAWAL, amount, by, by_staff, idempotency_key, memo
         )
 
     @retry_conflicts
     def _change_balance(
-        self, kind: str, amount: Decimal, by: User, by_staff: bool, key: Any
+        self, kind: str, amount: Decimal, by: User, by_staff: bool, key: Any, memo: str
     ) -> LedgerEntry:
-        """Apply one deposit or withdrawal; with an idempotency key, at most once."""
-        amount, checked_key = _checked_amount(amount), _checked_key(key)
+        """Apply one deposit or withdrawal; with an idempotency key, at most once (a replay
+        answers with the original entry, memo included)."""
+        amount, checked_key, memo = _checked_amount(amount), _checked_key(key), checked_memo(memo)
         try:
             with self.lock() as locked:
                 locked.check_can_write(by, by_staff=by_staff)
                 entry = _replay(checked_key, locked, kind, amount) or locked._append(
-                    kind, amount, by, checked_key
+                    kind, amount, by, checked_key, memo=memo
                 )
         except IntegrityError as error:
             entry = _replay_after_duplicate_key(error, checked_key, self, kind, amount)
@@ -189,11 +208,21 @@ class Account(models.Model):
 
     @retry_conflicts
     def transfer(
-        self, to: Account, amount: Decimal, *, by: User, idempotency_key: Any = None
+        self,
+        to: Account,
+        amount: Decimal,
+        *,
+        by: User,
+        idempotency_key: Any = None,
+        memo: str = "",
     ) -> LedgerEntry:
         """Move money to another account: a transfer_out entry here and a transfer_in entry
-        there, in one transaction. Returns the transfer_out entry."""
-        amount, key = _checked_amount(amount), _checked_key(idempotency_key)
+        there, in one transaction, both with the memo. Returns the transfer_out entry."""
+        amount, key, memo = (
+            _checked_amount(amount),
+            _checked_key(idempotency_key),
+            checked_memo(memo),
+        )
         if to.pk == self.pk:
             raise SameAccountTransfer
         kind = LedgerEntry.Kind.TRANSFER_OUT
@@ -204,7 +233,7 @@ class Account(models.Model):
                 target.check_can_write(by)
                 entry = _replay(key, source, kind, amount, counterparty=target)
                 if entry is None:
-                    entry = source._append(kind, amount, by, key, counterparty=target)
+                    entry = source._append(kind, amount, by, key, counterparty=target, memo=memo)
                     target._append(
                         LedgerEntry.Kind.TRANSFER_IN,
                         amount,
@@ -212,6 +241,7 @@ class Account(models.Model):
                         key,
                         counterparty=source,
                         pair=entry,
+                        memo=memo,
                     )
         except IntegrityError as error:
             entry = _replay_after_duplicate_key(error, key, self, kind, amount, counterparty=to)
@@ -228,13 +258,15 @@ class Account(models.Model):
         key: uuid.UUID | None,
         counterparty: Account | None = None,
         pair: LedgerEntry | None = None,
+        memo: str = "",
     ) -> LedgerEntry:
         """Change the balance and append the next entry of this account's hash chain.
 
         The caller holds this row's lock: that is what makes the balance right, `seq` gapless
         and the chain linear. Refuses (writing nothing) a balance below zero or above the max.
+        `memo` has been through `checked_memo`.
         """
-        entry = self._next_entry(kind, amount, by, key, counterparty, pair)
+        entry = self._next_entry(kind, amount, by, key, counterparty, pair, memo)
         self.balance, self.last_seq, self.last_hash = entry.balance_after, entry.seq, entry.hash
         self.version += 1
         self.save(update_fields=["balance", "version", "last_seq", "last_hash"])
@@ -249,6 +281,7 @@ class Account(models.Model):
         key: uuid.UUID | None,
         counterparty: Account | None = None,
         pair: LedgerEntry | None = None,
+        memo: str = "",
     ) -> LedgerEntry:
         """The entry that would come next in this account's chain, not saved. Raises if the
         amount breaks a rule of the balance."""
@@ -273,6 +306,7 @@ class Account(models.Model):
             idempotency_key=key,
             counterparty=counterparty,
             pair=pair,
+            memo=memo,
         )
         entry.hash = chain_hash(entry, previous=self.last_hash)
         return entry
@@ -397,9 +431,9 @@ class Account(models.Model):
         The last holder stays a holder of the closed account and can still read it."""
         with self.lock() as locked:
             locked.check_can_write(by)
-            others = locked.memberships.current().exclude(user=by).select_related("user")
+            others = locked.memberships.current().exclude(user=by).select_related("user__profile")
             if others:
-                raise OtherHoldersRemain([membership.user.email for membership in others])
+                raise OtherHoldersRemain([display_name(membership.user) for membership in others])
             if locked.balance != 0:
                 raise BalanceNotZero(locked.balance)
             locked.closed_at = timezone.now()
@@ -464,6 +498,24 @@ def _replay_after_duplicate_key(
 
 def _checked_key(key: Any) -> uuid.UUID | None:
     return None if key is None else uuid.UUID(str(key))
+
+
+def checked_memo(memo: Any) -> str:
+    """The memo as stored: trimmed, at most MEMO_MAX_LENGTH characters, plain text only.
+    Checked here, before any lock, whatever called (a form, the API, the shell)."""
+    if not isinstance(memo, str):
+        raise InvalidMemo("A memo is text.")
+    memo = memo.strip()
+    if len(memo) > MEMO_MAX_LENGTH:
+        raise InvalidMemo(
+            f"Keep the memo to {MEMO_MAX_LENGTH} characters (this one has {len(memo)})."
+        )
+    if (char := first_hidden_character(memo)) is not None:
+        raise InvalidMemo(
+            f"Use letters, digits, spaces and punctuation in a memo: {describe(char)} is not "
+            "allowed."
+        )
+    return memo
 
 
 def _checked_amount(amount: Any) -> Decimal:
@@ -829,7 +881,7 @@ class InterestPosting(models.Model):
 class MonthlyContribution(models.Model):
     """Running totals of what one user moved in or out of one account in one month (UTC).
 
-    Kept by a database trigger on every ledger INSERT (migration 0008), in the inserting
+    Kept by a database trigger on every ledger INSERT (migration 0009), in the inserting
     transaction: no path that writes an entry (deposits, transfers, interest, admin
     corrections, bulk loads) can forget it, and it commits or rolls back with the entry. The
     "who put in what" panel then sums a few rows per holder (holders × months) instead of

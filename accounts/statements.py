@@ -30,6 +30,7 @@ COLUMNS = [
     "idempotency_key",
     "counterparty_account",
     "hash",
+    "memo",
 ]
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -92,6 +93,7 @@ def statement_lines(account, first_day: date, last_day: date) -> Iterator[str]:
         "idempotency_key",
         "counterparty_id",
         "hash",
+        "memo",
     ]
     after, balance = first_seq - 1, None
     while after < last_seq:
@@ -102,14 +104,17 @@ def statement_lines(account, first_day: date, last_day: date) -> Iterator[str]:
         )
         if not chunk:
             break
-        for seq, created_at, kind, amount, balance_after, email, key, counterparty, hash_ in chunk:
+        for values in chunk:
+            seq, created_at, kind, amount, balance_after, email, key, counterparty, hash_, memo = (
+                values
+            )
             signed = amount if kind in LedgerEntry.CREDITS else -amount
             if balance is None:
                 opening = balance_after - signed
                 yield writer.writerow(_balance_row(start, "opening_balance", opening))
             balance = balance_after
             row = [seq, _utc(created_at), kind, f"{signed:.2f}", f"{balance_after:.2f}"]
-            row += [_text(email), key or "", counterparty or "", hash_]
+            row += [_text(email), key or "", counterparty or "", hash_, _text(memo)]
             yield writer.writerow(row)
         after = chunk[-1][0]
     assert balance is not None  # the days hold the entry first_seq: the loop read it
@@ -117,7 +122,7 @@ def statement_lines(account, first_day: date, last_day: date) -> Iterator[str]:
 
 
 def _balance_row(when: datetime, kind: str, balance: Decimal) -> list:
-    return ["", _utc(when), kind, "", f"{balance:.2f}", "", "", "", ""]
+    return ["", _utc(when), kind, "", f"{balance:.2f}", "", "", "", "", ""]
 
 
 def _utc(when: datetime) -> str:
@@ -125,7 +130,8 @@ def _utc(when: datetime) -> str:
 
 
 def _text(value: str) -> str:
-    """Spreadsheets run a cell that starts with = + - @ as a formula: keep e-mails text."""
+    """Spreadsheets run a cell that starts with = + - @ as a formula: keep e-mails and memos
+    text."""
     return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
 
 

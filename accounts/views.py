@@ -176,7 +176,9 @@ def _deposit_or_withdraw(
         return _money_form(request, account, kind, form, status=422)
     amount, key = form.cleaned_data["amount"], form.cleaned_data["idempotency_key"]
     try:
-        entry = change(account, amount, by=request.user, idempotency_key=key)
+        entry = change(
+            account, amount, by=request.user, idempotency_key=key, memo=form.cleaned_data["memo"]
+        )
     except AccountError as error:
         return _money_refused(request, account, kind, form, error)
     return _money_done(request, account, kind, form, entry)
@@ -193,7 +195,9 @@ def transfer(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     target = get_account_for_holder(request, form.cleaned_data["to_account"])
     amount, key = form.cleaned_data["amount"], form.cleaned_data["idempotency_key"]
     try:
-        entry = account.transfer(target, amount, by=request.user, idempotency_key=key)
+        entry = account.transfer(
+            target, amount, by=request.user, idempotency_key=key, memo=form.cleaned_data["memo"]
+        )
     except AccountError as error:
         return _money_refused(request, account, "transfer", form, error)
     return _money_done(request, account, "transfer", form, entry)

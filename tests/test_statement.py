@@ -14,7 +14,9 @@ from accounts import statements
 from accounts.models import Account
 from tests.base import JointAccountTestCase
 
-HEADER = "seq,created_at,kind,amount,balance_after,holder,idempotency_key,counterparty_account,hash"
+HEADER = (
+    "seq,created_at,kind,amount,balance_after,holder,idempotency_key,counterparty_account,hash,memo"
+)
 
 
 @contextmanager
@@ -40,7 +42,7 @@ class StatementTests(JointAccountTestCase):
             self.account.deposit(Decimal("1200.00"), by=self.alice)
         with on("2026-01-20"):
             self.account.withdraw(Decimal("84.20"), by=self.bob, idempotency_key=None)
-            self.account.transfer(self.savings, Decimal("15.80"), by=self.alice)
+            self.account.transfer(self.savings, Decimal("15.80"), by=self.alice, memo="=1+1")
         with on("2026-02-01"):
             self.account.deposit(Decimal("0.05"), by=self.alice)
 
@@ -65,22 +67,23 @@ class StatementTests(JointAccountTestCase):
         self.assertEqual(",".join(rows[0]), HEADER)
         self.assertEqual(
             rows[1],
-            ["", "2026-01-15T00:00:00.000000Z", "opening_balance", "", "1200.00"] + [""] * 4,
+            ["", "2026-01-15T00:00:00.000000Z", "opening_balance", "", "1200.00"] + [""] * 5,
         )
         withdrawal, transfer = self.account.entries.filter(seq__in=[2, 3]).order_by("seq")
         self.assertEqual(
             rows[2],
             ["2", "2026-01-20T12:00:00.000000Z", "withdrawal", "-84.20", "1115.80"]
-            + ["bob@example.com", "", "", withdrawal.hash],
+            + ["bob@example.com", "", "", withdrawal.hash, ""],
         )
         self.assertEqual(
             rows[3],
             ["3", "2026-01-20T12:00:00.000000Z", "transfer_out", "-15.80", "1100.00"]
-            + ["alice@example.com", "", str(self.savings.pk), transfer.hash],
+            # A memo that a spreadsheet would run as a formula stays text.
+            + ["alice@example.com", "", str(self.savings.pk), transfer.hash, "'=1+1"],
         )
         self.assertEqual(
             rows[4],
-            ["", "2026-01-31T23:59:59.999999Z", "closing_balance", "", "1100.00"] + [""] * 4,
+            ["", "2026-01-31T23:59:59.999999Z", "closing_balance", "", "1100.00"] + [""] * 5,
         )
         self.assertEqual(len(rows), 5)
 
@@ -118,6 +121,7 @@ class StatementTests(JointAccountTestCase):
         rows = self.rows(self.client.get(url + "?from=2026-01-01"))
         self.assertEqual(rows[2][2:5], ["transfer_in", "15.80", "15.80"])
         self.assertEqual(rows[2][7], str(self.account.pk))
+        self.assertEqual(rows[2][9], "'=1+1")  # the memo travels with the money
 
     def test_it_reads_in_chunks_and_gives_the_same_csv(self):
         whole = self.rows(self.get())

@@ -14,11 +14,11 @@ from profiles.models import Profile
 
 PASSWORD = "demo-pass-2024"  # a published demo password, refused in production
 USERS = {"alice@example.com": "Alice", "bob@example.com": "Bob", "carol@example.com": "Carol"}
-HISTORY = [  # (who, kind, amount)
-    ("alice@example.com", "deposit", "1200.00"),
-    ("bob@example.com", "deposit", "350.00"),
-    ("alice@example.com", "withdraw", "84.20"),
-    ("bob@example.com", "withdraw", "465.80"),
+HISTORY = [  # (who, kind, amount, memo)
+    ("alice@example.com", "deposit", "1200.00", "salary share"),
+    ("bob@example.com", "deposit", "350.00", ""),
+    ("alice@example.com", "withdraw", "84.20", "groceries"),
+    ("bob@example.com", "withdraw", "465.80", "rent"),
 ]
 
 
@@ -38,8 +38,8 @@ class Command(BaseCommand):
             if household is None:
                 household = Account.open("Household", by=users["alice@example.com"])
                 household.memberships.create(user=users["bob@example.com"])
-                for email, kind, amount in HISTORY:
-                    getattr(household, kind)(Decimal(amount), by=users[email])
+                for email, kind, amount, memo in HISTORY:
+                    getattr(household, kind)(Decimal(amount), by=users[email], memo=memo)
         self.stdout.write(f"Demo users {', '.join(USERS)} with password {PASSWORD}")
         self.stdout.write(reverse("accounts:detail", args=[household.pk]))
 

@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0005_one_request_per_key"),
+        ("accounts", "0006_remove_account_holders"),
     ]
 
     operations = [

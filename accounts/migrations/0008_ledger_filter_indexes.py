@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("accounts", "0006_ledger_memo"),
+        ("accounts", "0007_ledger_memo"),
     ]
 
     operations = [
