@@ -49,14 +49,16 @@ def recent_activity(user, limit: int = LIMIT) -> list[Activity]:
 def moves_by_others(user, limit: int) -> list[Activity]:
     """Entries made by someone else on the accounts `user` holds now: the other holders'
     deposits, withdrawals and transfers, and the bank's interest."""
-    # Per account, a short backward scan of its (account, id) index; then the newest overall.
+    # Per account, a short backward scan of its (account, seq) index (ordered by id, an account
+    # that holds most of the table could be read along the primary key, skipping other
+    # accounts' newer rows); then the newest overall.
     with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT recent.id FROM accounts_membership m
             CROSS JOIN LATERAL (
                 SELECT e.id, e.created_by_id FROM accounts_ledgerentry e
-                WHERE e.account_id = m.account_id ORDER BY e.id DESC LIMIT %s
+                WHERE e.account_id = m.account_id ORDER BY e.seq DESC LIMIT %s
             ) recent
             WHERE m.user_id = %s AND m.left_at IS NULL AND recent.created_by_id <> %s
             ORDER BY recent.id DESC LIMIT %s

@@ -1,14 +1,17 @@
 """The account page's history: which entries, filtered how, one keyset page at a time.
 
 Filters come from the query string (`q`, `holder`, `kind`, `from`, `to`), so a filtered view
-is a URL that can be reloaded, shared between the holders and followed by "Show older". Each
-filter is answered by an index, so a filtered page costs about the same however long the
-ledger is (a row in `make bench`):
+is a URL that can be reloaded, shared between the holders and followed by "Show older". A
+filtered page is read newest first by the account's own entry number (`seq`), which only
+indexes that start with the account can produce (ordered by id, PostgreSQL may walk the whole
+table's primary key backwards, skipping other accounts' newer rows). Each filter has its index,
+so a filtered page costs about the same however long the ledger is (a row in `make bench`):
 
-- `q` (memo text, case-insensitive, ILIKE '%q%'): a trigram GIN index on the memo;
-- `holder`: (account, created_by, id); `kind`: (account, kind, id);
-- `from`/`to`: turned into the first and last entry id of those days with two probes of the
-  (account, created_at) index, so that the range is an id range like every other page's.
+- `q` (memo text, case-insensitive, ILIKE '%q%'): a trigram GIN index on the memo, or, when
+  matches are frequent, the (account, seq) index read backwards until a page is full;
+- `holder`: (account, created_by, seq); `kind`: (account, kind, seq);
+- `from`/`to`: turned into the first and last seq of those days with two probes of the
+  (account, created_at) index, so that the range is a seq range like every other page's.
 """
 
 from datetime import date, datetime, time, timedelta
@@ -16,6 +19,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from .models import Account, LedgerEntry, Membership
@@ -76,6 +80,15 @@ class HistoryFilter(forms.Form):
         return [(name, value) for name, value in values if value]
 
     @property
+    def page_url(self) -> str:
+        """The account page with the filters as typed, empty ones left out: the URL the
+        filter form pushes (a plain GET form would keep `holder=&kind=` and the like)."""
+        typed = [(name, self.data.get(name)) for name in self.fields]
+        query = urlencode([(name, value) for name, value in typed if value])
+        url = reverse("accounts:detail", args=[self.account.pk])
+        return f"{url}?{query}" if query else url
+
+    @property
     def query(self) -> str:
         """The filters for "Show older" and the poller's URL: "&q=groc&kind=deposit" or ""."""
         return "&" + urlencode(self.params) if self.params else ""
@@ -95,25 +108,25 @@ class HistoryFilter(forms.Form):
         if data["kind"]:
             entries = entries.filter(kind=data["kind"])
         if data.get("from") or data.get("to"):
-            entries = entries.filter(**self._id_range(data.get("from"), data.get("to")))
+            entries = entries.filter(**self._seq_range(data.get("from"), data.get("to")))
         return entries
 
-    def _id_range(self, first: date | None, last: date | None) -> dict:
-        """Days as entry ids: created_at grows with id within an account (both are set under
-        the account's row lock), so the entries of those days are exactly an id range."""
+    def _seq_range(self, first: date | None, last: date | None) -> dict:
+        """Days as entry numbers: created_at grows with seq within an account (both are set
+        under the account's row lock), so the entries of those days are exactly a seq range."""
         zone = timezone.get_current_timezone()
         ledger = self.account.entries.all()
         bounds = {}
         if first:
             start = datetime.combine(first, time.min, tzinfo=zone)
-            low = ledger.filter(created_at__gte=start).order_by("created_at", "pk").first()
-            bounds["pk__gte"] = low.pk if low else 0
-            if low is None:  # nothing that late: an empty page
-                bounds["pk__lt"] = 0
+            low = ledger.filter(created_at__gte=start).order_by("created_at", "seq")
+            low_seq = low.values_list("seq", flat=True).first()
+            # Nothing that late: a range that holds nothing (seq starts at 1).
+            bounds["seq__gte"] = low_seq if low_seq is not None else 2**62
         if last:
             end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
-            high = ledger.filter(created_at__lt=end).order_by("-created_at", "-pk").first()
-            bounds["pk__lte"] = high.pk if high else 0
+            high = ledger.filter(created_at__lt=end).order_by("-created_at", "-seq")
+            bounds["seq__lte"] = high.values_list("seq", flat=True).first() or 0
         return bounds
 
 

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from jointbank.plain_text import describe, first_hidden_character
@@ -795,11 +796,12 @@ class LedgerEntry(models.Model):
         indexes = [
             models.Index(fields=["account", "-id"], name="ledger_account_newest"),
             models.Index(fields=["account", "created_at"], name="ledger_account_created"),
-            # The history filters (accounts/history.py): "newest first, before id X" for one
+            # The history filters (accounts/history.py): "newest first, before seq N" for one
             # holder or one kind, and memo text anywhere in the memo (ILIKE '%groc%').
-            models.Index(fields=["account", "created_by", "-id"], name="ledger_account_holder"),
-            models.Index(fields=["account", "kind", "-id"], name="ledger_account_kind"),
-            GinIndex(fields=["memo"], opclasses=["gin_trgm_ops"], name="ledger_memo_trigram"),
+            models.Index(fields=["account", "created_by", "seq"], name="ledger_account_holder"),
+            models.Index(fields=["account", "kind", "seq"], name="ledger_account_kind"),
+            # On UPPER(memo): Django's case-insensitive `icontains` is UPPER(memo) LIKE UPPER(…).
+            GinIndex(OpClass(Upper("memo"), name="gin_trgm_ops"), name="ledger_memo_trigram"),
         ]
 
     def __str__(self):

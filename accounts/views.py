@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 from django.db import transaction
+from django.db.models import Subquery
 from django.http import (
     Http404,
     HttpRequest,
@@ -18,7 +19,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh, push_url
 from django_htmx.middleware import HtmxDetails
 
 if TYPE_CHECKING:
@@ -111,7 +112,9 @@ def account_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         context = _history_context(account, filters=filters)
         if filters.is_valid():
             context["newest_id"] = _newest_id(context)
-        return render(request, PAGE + "#filtered", context, status=status)
+        return push_url(
+            render(request, PAGE + "#filtered", context, status=status), filters.page_url
+        )
     return render(request, PAGE, _page_context(request, account, filters=filters), status=status)
 
 
@@ -305,10 +308,12 @@ def _history_context(account, before=None, filters=None):
         return context  # the page says what is wrong with the filters, and lists nothing
     entries = _entries(account)
     if filters is not None and filters.is_filtered:
-        # Filtered pages stay in id order: the filter indexes end in id (accounts/history.py).
-        entries = filters.entries(entries)
+        # Newest first by seq, as the filter indexes are (accounts/history.py); "Show older"
+        # still names an entry id, which this account's own entry turns into its seq.
+        entries = filters.entries(entries).order_by("-seq")
         if before is not None:
-            entries = entries.filter(pk__lt=before)
+            before_seq = account.entries.filter(pk=before).values("seq")[:1]
+            entries = entries.filter(seq__lt=Subquery(before_seq))
     elif before is None:
         # The newest page by the account's own entry number: only the (account, seq) index
         # yields that order. Ordered by id, PostgreSQL may walk the whole table's newest ids

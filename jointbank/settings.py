@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # For the memo search index: OpClass expressions (gin_trgm_ops on UPPER(memo)).
+    "django.contrib.postgres",
     "django_htmx",
     "template_partials",
     "allauth",

@@ -56,7 +56,11 @@ class AppendOnlyTests(JointAccountTestCase):
             )
             self.assertEqual(
                 cursor.fetchall(),
-                [("ledger_append_only", "O"), ("ledger_append_only_truncate", "O")],
+                [
+                    ("ledger_append_only", "O"),
+                    ("ledger_append_only_truncate", "O"),
+                    ("ledger_contributions", "O"),  # the "who put in what" running totals
+                ],
             )
 
     def test_corrections_are_new_entries(self):

@@ -1,4 +1,5 @@
 import django.contrib.postgres.indexes
+import django.db.models.functions.text
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
@@ -15,17 +16,21 @@ class Migration(migrations.Migration):
         AddIndexConcurrently(
             model_name="ledgerentry",
             index=models.Index(
-                fields=["account", "created_by", "-id"], name="ledger_account_holder"
+                fields=["account", "created_by", "seq"], name="ledger_account_holder"
             ),
         ),
         AddIndexConcurrently(
             model_name="ledgerentry",
-            index=models.Index(fields=["account", "kind", "-id"], name="ledger_account_kind"),
+            index=models.Index(fields=["account", "kind", "seq"], name="ledger_account_kind"),
         ),
         AddIndexConcurrently(
             model_name="ledgerentry",
+            # On UPPER(memo): Django's `icontains` is UPPER(memo) LIKE UPPER('%…%').
             index=django.contrib.postgres.indexes.GinIndex(
-                fields=["memo"], name="ledger_memo_trigram", opclasses=["gin_trgm_ops"]
+                django.contrib.postgres.indexes.OpClass(
+                    django.db.models.functions.text.Upper("memo"), name="gin_trgm_ops"
+                ),
+                name="ledger_memo_trigram",
             ),
         ),
     ]
