@@ -53,7 +53,8 @@ class SmtpDeliveryTests(TransactionTestCase):
             self.assertEqual(message["From"], "jointbank <noreply@jointbank.test>")
             self.assertEqual(
                 message["Subject"],
-                'alice@example.com invites you to share "Household" on jointbank',
+                # By name (alice has none: the part of her address before the @).
+                'alice invites you to share "Household" on jointbank',
             )
             # The link in it works for dave.
             link = re.search(r"http://localhost(/accounts/invitations/\S+/)", message.get_content())
@@ -75,7 +76,12 @@ class SmtpDeliveryTests(TransactionTestCase):
         with smtp_server() as inbox, gunicorn(DJANGO_EMAIL_URL=inbox.url) as server:
             status, _ = Visitor(server).post_form(
                 reverse("account_signup"),
-                {"email": "erin@example.com", "password1": PASSWORD, "password2": PASSWORD},
+                {
+                    "display_name": "Erin",
+                    "email": "erin@example.com",
+                    "password1": PASSWORD,
+                    "password2": PASSWORD,
+                },
             )
             self.assertEqual(status, 200)
             [message] = inbox.wait_for(1)
