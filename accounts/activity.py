@@ -6,6 +6,8 @@ first; `recent_activity` merges them. Approval requests waiting for you join by 
 source to SOURCES.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +25,7 @@ LIMIT = 20
 # for an account where you made the last thousand moves yourself.
 SCAN_PER_ACCOUNT = 100
 
-VERBS = {
+VERBS: dict[str, str] = {
     LedgerEntry.Kind.DEPOSIT: "deposited",
     LedgerEntry.Kind.WITHDRAWAL: "withdrew",
     LedgerEntry.Kind.TRANSFER_OUT: "transferred out",
@@ -78,10 +80,11 @@ def moves_by_others(user, limit: int) -> list[Activity]:
             text = f"Interest credited to {where}"
         else:
             text = f"{display_name(entry.created_by)} {VERBS.get(entry.kind, entry.kind)}"
+            other = entry.counterparty.name if entry.counterparty else ""
             if entry.kind == LedgerEntry.Kind.TRANSFER_OUT:
-                text += f" from {where} to {entry.counterparty.name}"
+                text += f" from {where} to {other}"
             elif entry.kind == LedgerEntry.Kind.TRANSFER_IN:
-                text += f" to {where} from {entry.counterparty.name}"
+                text += f" to {where} from {other}"
             else:
                 text += f" {'in' if entry.kind == LedgerEntry.Kind.DEPOSIT else 'from'} {where}"
         url = reverse("accounts:detail", args=[entry.account_id])
@@ -125,9 +128,10 @@ def invitations(user, limit: int) -> list[Activity]:
                 url,
             )
         )
-        if invitation.state in (Invitation.State.ACCEPTED, Invitation.State.DECLINED):
+        answered = invitation.answered_at
+        if answered and invitation.state in (Invitation.State.ACCEPTED, Invitation.State.DECLINED):
             text = f"{invitation.email} {invitation.state} the invitation to {where}"
-            items.append(Activity(invitation.answered_at, "invitation", text, url))
+            items.append(Activity(answered, "invitation", text, url))
     return items
 
 

@@ -6,9 +6,12 @@ is deposits and transfers in (from another account the same person holds); money
 withdrawals and transfers out. Interest is nobody's contribution: it is its own line.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, Sum
@@ -34,7 +37,7 @@ GROUP BY 1, 2, 3
 
 @dataclass
 class HolderContribution:
-    user: object
+    user: Any  # the User, with its profile loaded
     current: bool  # False: a former holder (or staff who corrected the balance)
     paid_in: Decimal = ZERO
     taken_out: Decimal = ZERO

@@ -14,7 +14,10 @@ so a filtered page costs about the same however long the ledger is (a row in `ma
   (account, created_at) index, so that the range is a seq range like every other page's.
 """
 
+from __future__ import annotations
+
 from datetime import date, datetime, time, timedelta
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django import forms
@@ -53,13 +56,12 @@ class HistoryFilter(forms.Form):
         )
         holders = {m.user_id: m.user for m in memberships}
         self.holders = list(holders.values())
-        self.fields["holder"].choices = [("", "Anyone")] + [
-            (user.pk, user) for user in self.holders
-        ]
-        self.fields["holder"].error_messages["invalid_choice"] = "Choose a holder from the list."
+        holder = cast(forms.TypedChoiceField, self.fields["holder"])
+        holder.choices = [("", "Anyone")] + [(user.pk, str(user)) for user in self.holders]
+        holder.error_messages["invalid_choice"] = "Choose a holder from the list."
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         first, last = data.get("from"), data.get("to")
         if first and last and first > last:
             self.add_error("to", f"The end date ({last}) is before the start date ({first}).")
@@ -95,7 +97,7 @@ class HistoryFilter(forms.Form):
 
     @property
     def first_error(self) -> str:
-        return next((errors[0] for errors in self.errors.values()), "")
+        return next((str(errors[0]) for errors in self.errors.values()), "")
 
     def entries(self, entries: QuerySet) -> QuerySet:
         """`entries` (one account's ledger) narrowed to what the filters ask for. Call it only

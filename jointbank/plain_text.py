@@ -7,6 +7,8 @@ isolates such as U+202E that make "rent" display as "tner", zero-width spaces an
 the byte-order mark), line and paragraph separators, surrogates and private-use characters.
 """
 
+from __future__ import annotations
+
 import unicodedata
 
 REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django import forms
 
 from .models import NAME_MAX_LENGTH, Profile, validate_display_name

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -51,7 +53,7 @@ class Profile(models.Model):
         super().save(*args, **kwargs)
 
     @classmethod
-    def set_name(cls, user, name: str) -> "Profile":
+    def set_name(cls, user, name: str) -> Profile:
         profile, _ = cls.objects.update_or_create(user=user, defaults={"display_name": name})
         user.profile = profile  # so that display_name(user) sees it at once
         return profile

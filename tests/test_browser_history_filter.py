@@ -2,6 +2,8 @@
 and the back button keep the filter, "Show older" keeps it too, new moves appear only when
 they match, and a bad date says so."""
 
+from __future__ import annotations
+
 import re
 from decimal import Decimal
 

@@ -1,5 +1,7 @@
 """Who put in what: the per-holder panel, its running totals and the leave confirmation."""
 
+from __future__ import annotations
+
 import re
 from datetime import timedelta
 from decimal import Decimal

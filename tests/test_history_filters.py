@@ -1,5 +1,7 @@
 """The account page's history filters: holder, kind, dates (memo search: test_memos.py)."""
 
+from __future__ import annotations
+
 from datetime import datetime, timedelta
 from decimal import Decimal
 

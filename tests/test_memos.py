@@ -2,6 +2,8 @@
 only; stored on the entry (both halves of a transfer), covered by the hash chain, shown in the
 history and the statement, searchable with `?q=`."""
 
+from __future__ import annotations
+
 import csv
 import hashlib
 import io

@@ -1,5 +1,7 @@
 """Display names: asked at sign-up, edited on /profile/, shown instead of addresses."""
 
+from __future__ import annotations
+
 import re
 from decimal import Decimal
 

@@ -1,5 +1,7 @@
 """The accounts page's "Recent activity": other people's moves and invitations, newest first."""
 
+from __future__ import annotations
+
 import re
 from decimal import Decimal
 

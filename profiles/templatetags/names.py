@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django import template
 
 from profiles.models import display_name as _display_name

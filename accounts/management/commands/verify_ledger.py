@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
@@ -70,7 +71,8 @@ def check_ledger(account) -> tuple[int, str | None]:
     """(entries checked, the first problem found or None)."""
     entries = account.entries.select_related("pair", "paired_in").order_by("seq")
     seq, balance, previous = 0, Decimal("0.00"), GENESIS_HASH
-    totals = defaultdict(lambda: [ZERO, ZERO, ZERO])  # (user, month): in, out, interest
+    # (user, month): paid in, taken out, interest, as the ledger adds them up.
+    totals: defaultdict[tuple[int, date], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
     for entry in entries.iterator(chunk_size=CHUNK):
         seq += 1
         where = f"entry id {entry.pk} (seq {entry.seq})"
