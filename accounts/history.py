@@ -24,6 +24,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from .models import Account, LedgerEntry, Membership
 
@@ -48,17 +49,21 @@ class HistoryFilter(forms.Form):
     def __init__(self, data, *, account: Account):
         super().__init__(data)
         self.account = account
-        # Everyone who ever held the account: the history keeps naming former holders.
+        holder = cast(forms.TypedChoiceField, self.fields["holder"])
+        # A callable: read only when a holder is asked for or the list is shown, so that the
+        # live updates (which filter, but show no form) send no query for it.
+        holder.choices = lambda: [("", "Anyone")] + [(u.pk, str(u)) for u in self.holders]
+        holder.error_messages["invalid_choice"] = "Choose a holder from the list."
+
+    @cached_property
+    def holders(self) -> list[Any]:
+        """Everyone who ever held the account: the history keeps naming former holders."""
         memberships = (
-            Membership.objects.filter(account=account)
+            Membership.objects.filter(account=self.account)
             .select_related("user__profile")
             .order_by("joined_at", "pk")
         )
-        holders = {m.user_id: m.user for m in memberships}
-        self.holders = list(holders.values())
-        holder = cast(forms.TypedChoiceField, self.fields["holder"])
-        holder.choices = [("", "Anyone")] + [(user.pk, str(user)) for user in self.holders]
-        holder.error_messages["invalid_choice"] = "Choose a holder from the list."
+        return list({m.user_id: m.user for m in memberships}.values())
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

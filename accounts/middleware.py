@@ -63,8 +63,8 @@ def page_to_return_to(request) -> str:
 
 
 class PrivatePagesMiddleware:
-    """Every answer of the accounts app shows someone's balances, history or holders: no cache
-    may keep a copy, neither a shared one nor the browser's own (its disk, the back button
+    """Every answer of the accounts app shows someone's balances, history or holders, and the
+    profile page someone's name and address: no cache may keep a copy, neither a shared one nor the browser's own (its disk, the back button
     after signing out). A view that sets Cache-Control itself keeps it: the polled balance
     says `no-cache, private`, so that its ETag is revalidated on every poll (304)."""
 
@@ -74,6 +74,7 @@ class PrivatePagesMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         match = request.resolver_match
-        if match and match.namespace == "accounts" and not response.has_header("Cache-Control"):
+        private = match and match.namespace in ("accounts", "profiles")
+        if private and not response.has_header("Cache-Control"):
             patch_cache_control(response, no_store=True, private=True)
         return response

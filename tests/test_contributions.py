@@ -13,6 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.contributions import contributions, this_month
+from accounts.formatting import money
+from accounts.interest import Month
 from accounts.models import Account, InsufficientFunds, MonthlyContribution
 from tests.backdate import backdate
 from tests.base import JointAccountTestCase, make_user
@@ -51,13 +53,17 @@ class ContributionsPanelTests(JointAccountTestCase):
         self.assertEqual(panel_rows(response), {str(self.alice.pk): ("100.01", "100.01")})
 
     def test_interest_is_its_own_line_without_holder_data(self):
+        # Interest is for a month that has ended: the account held its 1000.00 all last month.
+        month = Month.last_ended()
+        Account.objects.filter(pk=self.account.pk).update(created_at=month.start)
+        backdate(self.account, {self.account.entries.get(seq=1).pk: month.start})
         system = make_user("interest@example.com")
-        period = timezone.now().strftime("%Y-%m")
-        self.account.post_interest(period, Decimal("0.12"), by=system)  # 1% of 700.00
+        entry = self.account.post_interest(str(month), Decimal("0.12"), by=system)
+        self.assertGreater(entry.amount, 0)
         response = self.client.get(self.url("detail"))
         panel = response.content.decode().split('id="contributions"')[1].split("</section>")[0]
         interest = panel.split('<tr class="interest">')[1].split("</tr>")[0]
-        self.assertIn("+$7.00", interest)
+        self.assertEqual(interest.count(f"+{money(entry.amount)}"), 2)  # lifetime, this month
         self.assertNotIn("data-", interest)
         self.assertNotIn(str(system.pk), panel_rows(response))  # the bank is not a holder
 

@@ -7,7 +7,10 @@ from decimal import Decimal
 
 from django.urls import reverse
 
+from accounts.formatting import money
+from accounts.interest import Month
 from accounts.models import Account
+from tests.backdate import backdate
 from tests.base import JointAccountTestCase, make_user
 
 
@@ -38,11 +41,12 @@ class RecentActivityTests(JointAccountTestCase):
         savings.add_holder(self.alice)
         self.account.transfer(savings, Decimal("12.00"), by=self.bob)
         bank = make_user("bank@example.com", "The bank")
-        self.account.post_interest(
-            self.account.created_at.strftime("%Y-%m"), Decimal("0.12"), by=bank
-        )
+        month = Month.last_ended()  # interest is for a month that has ended
+        Account.objects.filter(pk=self.account.pk).update(created_at=month.start)
+        backdate(self.account, {self.account.entries.get(seq=1).pk: month.start})
+        interest = self.account.post_interest(str(month), Decimal("0.12"), by=bank)
         listing = items(self.client.get(reverse("accounts:list")))
-        self.assertIn("Interest credited to Household +$9.88", listing[0])
+        self.assertIn(f"Interest credited to Household +{money(interest.amount)}", listing[0])
         self.assertIn("Bob transferred in to Savings from Household +$12.00", listing[1])
         self.assertIn("Bob transferred out from Household to Savings −$12.00", listing[2])
 
