@@ -64,9 +64,10 @@ def page_to_return_to(request) -> str:
 
 class PrivatePagesMiddleware:
     """Every answer of the accounts app shows someone's balances, history or holders, and the
-    profile page someone's name and address: no cache may keep a copy, neither a shared one nor the browser's own (its disk, the back button
-    after signing out). A view that sets Cache-Control itself keeps it: the polled balance
-    says `no-cache, private`, so that its ETag is revalidated on every poll (304)."""
+    profile page someone's name and address: no cache may keep a copy, neither a shared one
+    nor the browser's own (its disk, the back button after signing out). A view that sets
+    Cache-Control itself keeps it: the polled balance says `no-cache, private`, so that its
+    ETag is revalidated on every poll (304)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
