@@ -20,7 +20,7 @@ from .models import Account, Membership, MonthlyContribution
 
 ZERO = Decimal("0.00")
 # The totals of a set of ledger rows, per (account, user, UTC month): what the trigger of
-# migration 0009 adds for each INSERT statement (`{entries}`: the statement's new rows) and,
+# migration 0010 adds for each INSERT statement (`{entries}`: the statement's new rows) and,
 # over the whole ledger, the migration's backfill (and tests that date entries back).
 TOTALS_FROM_LEDGER = """
 INSERT INTO accounts_monthlycontribution

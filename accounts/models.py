@@ -883,7 +883,7 @@ class InterestPosting(models.Model):
 class MonthlyContribution(models.Model):
     """Running totals of what one user moved in or out of one account in one month (UTC).
 
-    Kept by a database trigger on every ledger INSERT (migration 0009), in the inserting
+    Kept by a database trigger on every ledger INSERT (migration 0010), in the inserting
     transaction: no path that writes an entry (deposits, transfers, interest, admin
     corrections, bulk loads) can forget it, and it commits or rolls back with the entry. The
     "who put in what" panel then sums a few rows per holder (holders × months) instead of

@@ -35,7 +35,12 @@ class SignupTimingTests(TestCase):
         before = CountingHasher.hashed
         response = self.client.post(
             reverse("account_signup"),
-            {"email": email, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+            {
+                "display_name": "Dave",
+                "email": email,
+                "password1": NEW_PASSWORD,
+                "password2": NEW_PASSWORD,
+            },
         )
         return response, CountingHasher.hashed - before
 

@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0006_remove_account_holders"),
+        ("accounts", "0007_invitation_rate_limit_indexes"),
     ]
 
     operations = [

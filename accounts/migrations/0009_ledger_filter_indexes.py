@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("accounts", "0007_ledger_memo"),
+        ("accounts", "0008_ledger_memo"),
     ]
 
     operations = [

@@ -42,7 +42,7 @@ DROP FUNCTION accounts_ledger_add_to_contributions();
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0008_ledger_filter_indexes'),
+        ('accounts', '0009_ledger_filter_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
