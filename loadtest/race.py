@@ -30,7 +30,23 @@ def naive_change(account_id: int, delta: Decimal, user_id: int) -> LedgerEntry:
     transaction: two processes can read the same balance (and the same ledger seq)."""
     account = Account.objects.get(pk=account_id)
     kind = LedgerEntry.Kind.DEPOSIT if delta > 0 else LedgerEntry.Kind.WITHDRAWAL
-    return account._append(kind, abs(delta), _user(user_id), None)
+    return naive_write(account, kind, abs(delta), _user(user_id))
+
+
+def naive_write(account: Account, kind: str, amount: Decimal, by) -> LedgerEntry:
+    """Write what `account` (as read) plus this change makes, as code unaware of concurrency
+    writes it: save the balance, then create the entry, each its own statement. (The app's
+    `Account._append` writes both in one statement, under the lock.)"""
+    entry = account._next_entry(kind, amount, by, None)
+    account.balance, account.last_seq, account.last_hash = (
+        entry.balance_after,
+        entry.seq,
+        entry.hash,
+    )
+    account.version += 1
+    account.save(update_fields=["balance", "version", "last_seq", "last_hash"])
+    entry.save(force_insert=True)
+    return entry
 
 
 def locked_change(account_id: int, delta: Decimal, user_id: int) -> None:
@@ -146,7 +162,7 @@ def interleave(account_id: int, user_id: int, strategy: str, say: Callable[[str]
     """Two clients, each on its own connection, in the order that loses an update.
 
     A reads the account, then B reads it, then A writes its deposit, then B writes its
-    withdrawal, each computed from what it read (Account._append). "locked" differs only in
+    withdrawal, each computed from what it read (`naive_write`). "locked" differs only in
     reading under Account.lock(), as Account.deposit/withdraw do, so
     B's read waits until A has committed and B computes from A's result. Returns the final
     balance.
@@ -168,7 +184,7 @@ def interleave(account_id: int, user_id: int, strategy: str, say: Callable[[str]
                 sign = "+" if delta > 0 else "−"
                 say(f"{name} writes {balance} {sign} {abs(delta)} = {balance + delta}")
                 try:
-                    account._append(kind, abs(delta), _user(user_id), None)
+                    naive_write(account, kind, abs(delta), _user(user_id))
                 except IntegrityError:
                     # The balance UPDATE has already committed; the ledger's gapless entry
                     # numbers notice the stale read (A took the number), the balance cannot.

@@ -188,14 +188,14 @@ class IdempotencyTests(JointAccountTestCase):
         # A writer that skipped the check under the lock stored the key first: the unique
         # constraint fires and the method answers as the check would have.
         original = self.account.deposit(Decimal("7.00"), by=self.alice, idempotency_key=self.key)
-        real_replay = models._replay
+        real_replayed = models._replayed
         calls = []
 
         def replay_blind_once(*args, **kwargs):
             calls.append(args)
-            return None if len(calls) == 1 else real_replay(*args, **kwargs)
+            return None if len(calls) == 1 else real_replayed(*args, **kwargs)
 
-        with mock.patch.object(models, "_replay", replay_blind_once):
+        with mock.patch.object(models, "_replayed", replay_blind_once):
             again = self.account.deposit(Decimal("7.00"), by=self.bob, idempotency_key=self.key)
             self.assertEqual((again.pk, again.replayed), (original.pk, True))
             calls.clear()

@@ -20,13 +20,13 @@ from tests.base import JointAccountTestCase
 HX = {"HTTP_HX_REQUEST": "true"}
 
 # session, user, account (holder check), SAVEPOINT, transaction timeouts, row lock, holder
-# check on the locked row, idempotency-key lookup, UPDATE of the balance and chain head, INSERT
-# of the entry, RELEASE, the new history rows, the balance chart, and the "who put in what"
-# panel: the holders, and one aggregate over their running totals (not over the ledger)
-HTMX_CHANGE = 15
-# What runs while the row lock is held: the holder check, the key lookup, UPDATE, INSERT, then
-# COMMIT (here RELEASE).
-UNDER_THE_LOCK = 5
+# check and idempotency-key lookup on the locked row (one statement), UPDATE of the balance and
+# chain head with INSERT of the entry (one statement), RELEASE, the new history rows, the
+# balance chart, and the "who put in what" panel: the holders, and one aggregate over their
+# running totals (not over the ledger)
+HTMX_CHANGE = 13
+# What runs while the row lock is held: the checks, the write, then COMMIT (here RELEASE).
+UNDER_THE_LOCK = 3
 
 
 class MoneyPathQueryCountTests(JointAccountTestCase):
