@@ -107,7 +107,7 @@ bench: install
 
 # Each lever of the hot path against the same baseline in one run (loadtest/levers.py), e.g.
 # make bench-levers LEVERS=baseline,sessions-in-redis,sync-2 LEVER_REFS=main
-LEVERS ?= baseline,sessions-in-redis,no-health-check,sync-2,sync-3,sync-6,gthread-2x4,gthread-4x2
+LEVERS ?= baseline,sessions-in-redis,no-health-check,no-chart,no-timeouts-statement,sync-2,sync-3,sync-6,gthread-2x4,gthread-4x2
 LEVER_REFS ?=
 LEVER_SECONDS ?= 15
 LEVER_ROUNDS ?= 2

@@ -23,11 +23,17 @@ from . import stack
 from .bench import Bench, _num, _pct, _span
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-# name -> what changes against the baseline: env for the app, gunicorn options.
+# name -> what changes against the baseline: the WSGI app, its environment, gunicorn options.
 VARIANTS = {
     "baseline": {},
     "sessions-in-redis": {"env": {"REDIS_URL": REDIS_URL}},
     "no-health-check": {"env": {"DJANGO_SETTINGS_MODULE": "loadtest.settings_no_health_check"}},
+    # Upper bounds: the real app with a piece of work left out (loadtest/variant_wsgi.py).
+    "no-chart": {"app": "loadtest.variant_wsgi", "env": {"BENCH_VARIANT": "no-chart"}},
+    "no-timeouts-statement": {
+        "app": "loadtest.variant_wsgi",
+        "env": {"BENCH_VARIANT": "no-timeouts-statement"},
+    },
     "sync-2": {"workers": 2},
     "sync-3": {"workers": 3},
     "sync-6": {"workers": 6},
@@ -79,7 +85,8 @@ class Levers(Bench):
     def run(self, name, variant, account) -> dict:
         gunicorn = {k: v for k, v in variant.items() if k in ("workers", "worker_class", "threads")}
         tree = variant.get("tree", stack.ROOT)
-        with self.serve(name, env=variant.get("env"), tree=tree, **gunicorn) as server:
+        app = variant.get("app", "jointbank.wsgi")
+        with self.serve(name, app, env=variant.get("env"), tree=tree, **gunicorn) as server:
             data = self.wrk(
                 server.url,
                 self.args.clients,
