@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -536,7 +536,8 @@ def _append_statement() -> tuple[str, list[models.Field]]:
     order), one statement; it returns the entry's id. The columns come from the model, so a
     new LedgerEntry field is written without touching this."""
     fields = [field for field in LedgerEntry._meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    # A concrete field always has a column (the stubs allow None for the others).
+    columns = ", ".join(connection.ops.quote_name(cast(str, field.column)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     sql = (
         "WITH head AS (UPDATE accounts_account"

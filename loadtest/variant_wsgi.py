@@ -12,13 +12,15 @@ For the benchmark only: what it leaves out is not optional in the app. A separat
 that gunicorn serves when the bench names it; no URL of the real app reaches it.
 """
 
+from __future__ import annotations
+
 import os
 from contextlib import contextmanager
 
-from jointbank.wsgi import application  # sets Django up before the app's modules are imported
+from django.db import transaction
 
-from accounts import models, views  # noqa: E402 - isort: skip
-from django.db import transaction  # noqa: E402 - isort: skip
+from accounts import models, views
+from jointbank.wsgi import application  # sets Django up before the app's modules are imported
 
 VARIANT = os.environ["BENCH_VARIANT"]
 
