@@ -66,18 +66,18 @@ class Bench:
         self.results: dict[str, dict] = {}
         self.probes: dict[str, dict] = {}  # server name -> merged loadtest/probe.py data
 
-    def prepare(self, history=True) -> None:
-        """A fresh database with the fixtures (without the long ledgers unless `history`)."""
+    def prepare(self, full=True) -> None:
+        """A fresh database with the fixtures (only the users and hot accounts unless `full`)."""
         if not shutil.which("wrk"):
             raise SystemExit("wrk is missing: `make bench` installs it (apt-get install wrk).")
         base_url, _ = stack.base_database_url()
         self.database_url = stack.fresh_database(base_url, "bench")
-        print(f"bench: loading accounts{' and 1.1M ledger rows' if history else ''} …", flush=True)
+        print(f"bench: loading accounts{' and 1.1M ledger rows' if full else ''} …", flush=True)
         out = stack.manage(
             self.database_url,
             "shell",
             "-c",
-            f"from loadtest.fixtures import bench; bench(history={history})",
+            f"from loadtest.fixtures import bench; bench(full={full})",
             capture_output=True,
             text=True,
         ).stdout

@@ -45,7 +45,7 @@ VARIANTS = {
 class Levers(Bench):
     def execute(self) -> int:
         began = time.monotonic()
-        self.prepare(history=False)
+        self.prepare(full=False)
         account = self.fixture["hot"]["locked"]
         variants = {name: VARIANTS[name] for name in self.args.variants}
         trees = {}

@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+from jointbank.wsgi import application  # sets Django up before the app's modules are imported
+
+# isort: split
 from django.db import transaction
 
 from accounts import models, views
-from jointbank.wsgi import application  # sets Django up before the app's modules are imported
 
 VARIANT = os.environ["BENCH_VARIANT"]
 
