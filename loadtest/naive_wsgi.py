@@ -15,7 +15,7 @@ from accounts.models import Account, LedgerEntry
 from loadtest import race
 
 
-def _naive_change_balance(self, kind, amount, by, by_staff=False, key=None):
+def _naive_change_balance(self, kind, amount, by, by_staff=False, key=None, memo=""):
     delta = amount if kind in LedgerEntry.CREDITS else -amount
     entry = race.naive_change(self.pk, delta, by.pk)
     self.balance = entry.balance_after
