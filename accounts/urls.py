@@ -18,6 +18,7 @@ urlpatterns = [
     path("<int:pk>/statement.csv", views.statement, name="statement"),
     path("<int:pk>/invite/", views.invite, name="invite"),
     path("<int:pk>/invitations/<int:invitation_pk>/revoke/", views.revoke, name="revoke"),
+    path("<int:pk>/notifications/", views.notification_preference, name="notifications"),
     path("<int:pk>/leave/", views.leave, name="leave"),
     path("<int:pk>/close/", views.close, name="close"),
     # The link in the invitation e-mail: the invitation's id and its secret token.

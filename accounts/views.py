@@ -47,6 +47,8 @@ from .forms import AccountForm, AmountForm, InviteForm, TransferForm
 from .history import HistoryFilter
 from .models import Account, Invitation, LedgerEntry
 from .statements import BadDates, statement_dates, statement_lines
+from notifications.forms import PreferenceForm
+from notifications.models import Preference
 
 HISTORY_PAGE_SIZE = 25
 PAGE = "accounts/account_detail.html"
@@ -352,9 +354,39 @@ def _page_context(request, account, before=None, filters=None, **forms):
         **_sharing_context(account, forms.get("invite_form")),
         action_error=forms.get("action_error"),
         chart=balance_chart(account),
+        notification_form=forms.get("notification_form")
+        or PreferenceForm.for_preference(Preference.for_holder(account, request.user)),
     )
     context["contributions"] = contributions(account, context["all_memberships"])
     return context
+
+
+@login_required
+@require_POST
+def notification_preference(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """When the signed-in holder is e-mailed about the other holders' moves on this account."""
+    account = get_account_for_holder(request, pk)
+    form = PreferenceForm(request.POST)
+    if not form.is_valid():
+        return _notification_form(request, account, form, status=422)
+    saved, _ = Preference.objects.update_or_create(
+        account=account,
+        user=request.user,
+        defaults={"when": form.cleaned_data["when"], "above": form.cleaned_data["above"]},
+    )
+    text = f"E-mails when another holder moves money: {saved.description}."
+    if request.htmx:
+        return _notification_form(request, account, PreferenceForm.for_preference(saved), text)
+    messages.success(request, text)
+    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+
+
+def _notification_form(request, account, form, saved=None, status=200) -> HttpResponse:
+    if request.htmx:
+        context = {"account": account, "notification_form": form, "notification_saved": saved}
+        return render(request, PAGE + "#notification_settings", context, status=status)
+    context = _page_context(request, account, notification_form=form)
+    return render(request, PAGE, context, status=status)
 
 
 def _entry_id(value) -> int | None:

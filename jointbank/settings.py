@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "procrastinate.contrib.django",
     "accounts",
     "profiles",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -265,6 +266,12 @@ elif not EMAIL_BACKEND:
         )
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", "jointbank <noreply@jointbank.test>")
+# The site's address as people reach it, for links in e-mails the worker sends (it has no
+# request to take the address from). Default: https:// and the first allowed host.
+JOINTBANK_SITE_URL = env(
+    "JOINTBANK_SITE_URL",
+    "http://localhost:8000" if DEBUG else f"https://{ALLOWED_HOSTS[0]}" if ALLOWED_HOSTS else "",
+).rstrip("/")
 # allauth would prefix subjects with the request's host ("[127.0.0.1:8000] Confirm ...").
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[jointbank] "
 
