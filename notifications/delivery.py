@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -125,7 +126,7 @@ def _start_next(account_id: int) -> Notification | None:
     """The next unsent claim of the account, its start committed."""
     with transaction.atomic():
         claim = (
-            Notification.objects.select_for_update(skip_locked=True)
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(account_id=account_id, started_at=None)
             .select_related("entry__account", "entry__created_by", "entry__counterparty")
             .select_related("recipient")
@@ -143,16 +144,22 @@ def _start_next(account_id: int) -> Notification | None:
 
 def message_for(claim: Notification) -> EmailMessage:
     entry = claim.entry
+    link = settings.JOINTBANK_SITE_URL + reverse("accounts:detail", args=[entry.account_id])
     context = {
         "entry": entry,
         "what": what_happened(entry),
         "recipient": display_name(claim.recipient),
-        "link": settings.JOINTBANK_SITE_URL + reverse("accounts:detail", args=[entry.account_id]),
+        "link": link,
     }
     # One line whatever the account's name holds: a header with a newline is refused.
     subject = " ".join(render_to_string("notifications/move_subject.txt", context).split())
     body = render_to_string("notifications/move_message.txt", context)
-    return EmailMessage(subject, body, None, [claim.recipient.email])
+    # The same (entry, recipient) always has the same Message-ID: mail clients and support
+    # can tell one notification from another, and tests count deliveries per entry.
+    message_id = f"<entry-{entry.pk}.to-{claim.recipient_id}@{urlsplit(link).hostname}>"
+    return EmailMessage(
+        subject, body, None, [claim.recipient.email], headers={"Message-ID": message_id}
+    )
 
 
 def what_happened(entry: LedgerEntry) -> str:
