@@ -22,6 +22,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh, push_url
 from django_htmx.middleware import HtmxDetails
 
+from notifications.forms import PreferenceForm
+from notifications.models import Preference
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
@@ -47,8 +50,6 @@ from .forms import AccountForm, AmountForm, InviteForm, TransferForm
 from .history import HistoryFilter
 from .models import Account, Invitation, LedgerEntry
 from .statements import BadDates, statement_dates, statement_lines
-from notifications.forms import PreferenceForm
-from notifications.models import Preference
 
 HISTORY_PAGE_SIZE = 25
 PAGE = "accounts/account_detail.html"

@@ -50,9 +50,7 @@ def claim_new_entries(account_id: int) -> int:
         entries = list(
             LedgerEntry.objects.filter(account_id=account_id, seq__gt=cursor.through_seq)
             .order_by("seq")
-            .only("pk", "seq", "kind", "amount", "created_by", "created_at", "counterparty")[
-                :BATCH
-            ]
+            .only("pk", "seq", "kind", "amount", "created_by", "created_at", "counterparty")[:BATCH]
         )
         if not entries:
             return 0
@@ -89,9 +87,7 @@ def _recipients(account_id: int, entry: LedgerEntry) -> list[int]:
 
 def _holders_at(account_id, moment) -> list[int]:
     periods = Membership.objects.filter(account_id=account_id, joined_at__lte=moment)
-    return list(
-        periods.exclude(left_at__lte=moment).values_list("user_id", flat=True).distinct()
-    )
+    return list(periods.exclude(left_at__lte=moment).values_list("user_id", flat=True).distinct())
 
 
 def send_claimed(account_id: int) -> int:
@@ -163,7 +159,7 @@ def message_for(claim: Notification) -> EmailMessage:
 
 
 def what_happened(entry: LedgerEntry) -> str:
-    """"Alice withdrew $10.00 from "Household"", as the other holders read it."""
+    """ "Alice withdrew $10.00 from "Household"", as the other holders read it."""
     who, amount = display_name(entry.created_by), money(entry.amount)
     account, other = f'"{entry.account.name}"', f'"{entry.counterparty}"'
     return {

@@ -8,7 +8,9 @@ COMMIT and the queueing) and claims a killed worker left unsent.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+
 from django.db import transaction
 from django.db.models import F, Q
 from procrastinate import RetryStrategy
@@ -20,6 +22,7 @@ from accounts.models import Account
 from .delivery import deliver
 from .models import Notification
 
+
 @app.task(queue="notifications", retry=RetryStrategy(max_attempts=10, wait=10))
 def notify_holders(account_id: int) -> None:
     deliver(account_id)
@@ -28,10 +31,8 @@ def notify_holders(account_id: int) -> None:
 def queue_notifications(account_id: int) -> None:
     """Queue `notify_holders` unless a job for this account is already waiting: that one
     reads every entry past the cursor when it runs, this one's included."""
-    try:
+    with contextlib.suppress(AlreadyEnqueued):
         notify_holders.configure(queueing_lock=f"notify-{account_id}").defer(account_id=account_id)
-    except AlreadyEnqueued:
-        pass
 
 
 def notify_after_commit(sender, instance, created, raw=False, **kwargs) -> None:

@@ -37,7 +37,9 @@ class NotificationSettingsTests(JointAccountTestCase):
 
     def test_it_saves_above_an_amount_with_htmx(self):
         response = self.client.post(
-            self.url("notifications"), {"when": "above", "above": "50"}, headers={"HX-Request": "true"}
+            self.url("notifications"),
+            {"when": "above", "above": "50"},
+            headers={"HX-Request": "true"},
         )
         self.assertEqual(response.status_code, 200)
         self.assertContains(response, "E-mails when another holder moves money: only above $50.00.")

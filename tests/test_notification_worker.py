@@ -94,9 +94,11 @@ class DeliveryTests(NotificationWorkerTestCase):
         expected[bobs.pk, "alice@example.com"] = 1
         self.assertEqual(self.deliveries(inbox), expected)
         # Holiday's incoming half has no other holder to tell.
-        withdrawal = messages[[m["Message-ID"] for m in messages].index(
-            f"<entry-{moves[1].pk}.to-{self.bob.pk}@localhost>"
-        )]
+        withdrawal = messages[
+            [m["Message-ID"] for m in messages].index(
+                f"<entry-{moves[1].pk}.to-{self.bob.pk}@localhost>"
+            )
+        ]
         self.assertEqual(withdrawal["Subject"], 'jointbank: alice withdrew $30.00 from "Household"')
         body = withdrawal.get_content()
         self.assertIn('Balance of "Household" after it: $70.00', body)
@@ -168,9 +170,7 @@ class KilledWorkerTests(NotificationWorkerTestCase):
         self.assertEqual(len(made), self.BURST)
         # Started but not recorded as sent: the worker died during that SMTP exchange, and the
         # e-mail may or may not have left. It is never sent again (at most once).
-        in_doubt = set(
-            Notification.objects.filter(sent_at=None).values_list("entry_id", flat=True)
-        )
+        in_doubt = set(Notification.objects.filter(sent_at=None).values_list("entry_id", flat=True))
         self.assertLessEqual(len(in_doubt), 1, "one worker sends one e-mail at a time")
         for entry in made:
             with self.subTest(entry=entry.seq):
