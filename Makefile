@@ -42,7 +42,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DATABASE_URL=postgres://localhost/mypy DJANGO_DEBUG=1 $(BIN)/mypy accounts jointbank
+	DATABASE_URL=postgres://localhost/mypy DJANGO_DEBUG=1 $(BIN)/mypy accounts jointbank notifications
 
 test: lint
 	@command -v faketime >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime)

@@ -13,7 +13,7 @@ class NotificationAdmin(admin.ModelAdmin):
     list_display = ["entry", "recipient", "claimed_at", "started_at", "sent_at"]
     list_filter = [("sent_at", admin.EmptyFieldListFilter)]
     list_select_related = ["entry__account", "recipient"]
-    fields = ["account", "entry", "recipient", "claimed_at", "started_at", "sent_at"]
+    fields = ("account", "entry", "recipient", "claimed_at", "started_at", "sent_at")
     readonly_fields = fields
 
     def has_add_permission(self, request):
@@ -32,7 +32,7 @@ class PreferenceAdmin(admin.ModelAdmin):
 
     list_display = ["account", "user", "when", "above"]
     list_select_related = ["account", "user"]
-    fields = ["account", "user", "when", "above"]
+    fields = ("account", "user", "when", "above")
     readonly_fields = fields
 
     def has_add_permission(self, request):

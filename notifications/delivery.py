@@ -111,10 +111,10 @@ def send_claimed(account_id: int) -> int:
 
 def _temporary(error: smtplib.SMTPException) -> bool:
     """A 4xx answer (try again later), as opposed to a 5xx (never)."""
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in error.recipients.values()]
-    else:
+    if isinstance(error, smtplib.SMTPResponseException):
         codes = [error.smtp_code]
+    else:  # SMTPRecipientsRefused: an answer per recipient
+        codes = [code for code, _ in getattr(error, "recipients", {}).values()]
     return all(400 <= code < 500 for code in codes)
 
 
@@ -162,12 +162,13 @@ def what_happened(entry: LedgerEntry) -> str:
     """ "Alice withdrew $10.00 from "Household"", as the other holders read it."""
     who, amount = display_name(entry.created_by), money(entry.amount)
     account, other = f'"{entry.account.name}"', f'"{entry.counterparty}"'
-    return {
+    sentences: dict[str, str] = {
         LedgerEntry.Kind.DEPOSIT: f"{who} deposited {amount} into {account}",
         LedgerEntry.Kind.WITHDRAWAL: f"{who} withdrew {amount} from {account}",
         LedgerEntry.Kind.TRANSFER_OUT: f"{who} transferred {amount} from {account} to {other}",
         LedgerEntry.Kind.TRANSFER_IN: f"{who} transferred {amount} into {account} from {other}",
-    }.get(entry.kind, f"{who}: {entry.get_kind_display()} of {amount} on {account}")
+    }
+    return sentences.get(entry.kind, f"{who}: {entry.get_kind_display()} of {amount} on {account}")
 
 
 def display_name(user) -> str:

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
 from django import forms
@@ -21,7 +23,8 @@ class PreferenceForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("when") != Preference.When.ABOVE:
             cleaned["above"] = None
             return cleaned
@@ -34,9 +37,9 @@ class PreferenceForm(forms.Form):
 
     @property
     def first_error(self) -> str:
-        return next((errors[0] for errors in self.errors.values()), "")
+        return next((str(errors[0]) for errors in self.errors.values()), "")
 
     @classmethod
-    def for_preference(cls, preference: Preference) -> "PreferenceForm":
+    def for_preference(cls, preference: Preference) -> PreferenceForm:
         above: Decimal | None = preference.above
         return cls(initial={"when": preference.when, "above": above if above else ""})

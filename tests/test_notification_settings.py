@@ -1,6 +1,8 @@
 """Each holder chooses, per account, when the other holders' moves are e-mailed to them: on the
 account page, a small form (HTMX or plain); bad values are refused with nothing changed."""
 
+from __future__ import annotations
+
 from decimal import Decimal
 
 from accounts.models import Account

@@ -2,6 +2,8 @@
 test database, sending through a real SMTP server (aiosmtpd) that DJANGO_EMAIL_URL names.
 Deliveries are counted per ledger entry at the server, by the Message-ID each carries."""
 
+from __future__ import annotations
+
 import re
 import threading
 import time
