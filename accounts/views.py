@@ -368,6 +368,10 @@ def notification_preference(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """When the signed-in holder is e-mailed about the other holders' moves on this account."""
     account = get_account_for_holder(request, pk)
     form = PreferenceForm(request.POST)
+    if account.closed_at is not None:  # read-only, and nothing moves on it any more
+        error = AccountClosed(account.closed_at)
+        form.add_error(None, str(error))
+        return _refused(_notification_form(request, account, form), error)
     if not form.is_valid():
         return _notification_form(request, account, form, status=422)
     saved, _ = Preference.objects.update_or_create(

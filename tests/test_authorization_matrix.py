@@ -48,6 +48,7 @@ MATRIX = {
     "statement": ("get", {}, READ),
     "invite": ("post", {"email": "new@example.com"}, WRITE),
     "revoke": ("post", {}, WRITE),
+    "notifications": ("post", {"when": "never"}, WRITE),
     "leave": ("post", {}, WRITE),
     "close": ("post", {}, {**WRITE, "holder": 409}),
     "invitation": ("get", {}, {**INVITEE_ONLY, "former": 200}),

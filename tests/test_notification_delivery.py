@@ -4,7 +4,7 @@ job was never queued. (tests/test_notification_worker.py runs it in the real wor
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.test import TestCase
@@ -15,6 +15,7 @@ from jointbank.email_url import email_settings
 from notifications.delivery import claim_new_entries, deliver
 from notifications.models import Cursor, Notification, Preference
 from notifications.tasks import sweep_notifications
+from tests.backdate import backdate
 from tests.base import make_user
 from tests.smtp import smtp_server
 
@@ -49,13 +50,16 @@ class DeliveryTests(TestCase):
         self.assertEqual(Cursor.objects.get(account=self.account).through_seq, 1)
 
     def test_interest_is_not_a_holders_move(self):
-        self.account.deposit(Decimal("1200.00"), by=self.alice)
+        deposit = self.account.deposit(Decimal("1200.00"), by=self.alice)
         deliver(self.account.pk)
-        self.account.post_interest(
-            timezone.localtime().strftime("%Y-%m"), Decimal("0.05"), by=self.alice
-        )
+        # Opened in January with $1200, so that January's interest is more than $0.00.
+        opened = datetime(2026, 1, 1, tzinfo=UTC)
+        Account.objects.filter(pk=self.account.pk).update(created_at=opened)
+        backdate(self.account, {deposit.pk: opened})
+        self.account.post_interest("2026-01", Decimal("0.05"), by=self.alice)
         self.assertEqual(self.account.entries.filter(kind=LedgerEntry.Kind.INTEREST).count(), 1)
         self.assertEqual(deliver(self.account.pk), 0)
+        self.assertEqual(len(self.inbox.messages), 1)
 
     def test_a_transfer_between_two_shared_accounts_is_one_email(self):
         holiday = Account.open("Holiday", by=self.alice)

@@ -20,11 +20,13 @@ from tests.base import JointAccountTestCase
 HX = {"HTTP_HX_REQUEST": "true"}
 
 # session, user, account (holder check), SAVEPOINT, transaction timeouts, row lock, holder
+# session, user, account (holder check), SAVEPOINT, transaction timeouts, row lock, holder
 # check and idempotency-key lookup on the locked row (one statement), UPDATE of the balance and
 # chain head with INSERT of the entry (one statement), RELEASE, the new history rows, the
-# balance chart, and the "who put in what" panel: the holders, and one aggregate over their
-# running totals (not over the ledger)
-HTMX_CHANGE = 13
+# balance chart, the "who put in what" panel: the holders, and one aggregate over their
+# running totals (not over the ledger), and after COMMIT the queueing of the notification job
+# (README, Notifications)
+HTMX_CHANGE = 14
 # What runs while the row lock is held: the checks, the write, then COMMIT (here RELEASE).
 UNDER_THE_LOCK = 3
 
@@ -32,7 +34,11 @@ UNDER_THE_LOCK = 3
 class MoneyPathQueryCountTests(JointAccountTestCase):
     def change(self, verb: str):
         data = {"amount": "5.00", "idempotency_key": str(uuid.uuid4()), "after": "0"}
-        with CaptureQueriesContext(connection) as queries:
+        # The test never commits: run what production runs after COMMIT, and count it.
+        with (
+            CaptureQueriesContext(connection) as queries,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
             response = self.client.post(self.url(verb), data, **HX)
         self.assertEqual(response.status_code, 200)
         return [query["sql"] for query in queries.captured_queries]
