@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.formatting import money
 from accounts.models import LedgerEntry, Membership
+from profiles.models import display_name
 
 from .models import Cursor, Notification, Preference
 
@@ -124,8 +125,8 @@ def _start_next(account_id: int) -> Notification | None:
         claim = (
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(account_id=account_id, started_at=None)
-            .select_related("entry__account", "entry__created_by", "entry__counterparty")
-            .select_related("recipient")
+            .select_related("entry__account", "entry__created_by__profile")
+            .select_related("entry__counterparty", "recipient__profile")
             .order_by("pk")
             .first()
         )
@@ -169,7 +170,3 @@ def what_happened(entry: LedgerEntry) -> str:
         LedgerEntry.Kind.TRANSFER_IN: f"{who} transferred {amount} into {account} from {other}",
     }
     return sentences.get(entry.kind, f"{who}: {entry.get_kind_display()} of {amount} on {account}")
-
-
-def display_name(user) -> str:
-    return user.email.split("@")[0]

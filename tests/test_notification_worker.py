@@ -27,8 +27,8 @@ class NotificationWorkerTestCase(TransactionTestCase):
     def setUp(self):
         empty_the_queue()
         self.addCleanup(empty_the_queue)
-        self.alice = make_user("alice@example.com")
-        self.bob = make_user("bob@example.com")
+        self.alice = make_user("alice@example.com", name="Alice Martin")
+        self.bob = make_user("bob@example.com", name="Bob")
         self.account = Account.open("Household", by=self.alice)
         self.account.memberships.create(user=self.bob)
         self.workers: list[WorkerProcess] = []
@@ -83,7 +83,7 @@ class DeliveryTests(NotificationWorkerTestCase):
             committed = time.monotonic()
             moves = [
                 self.account.deposit(Decimal("100.00"), by=self.alice),
-                self.account.withdraw(Decimal("30.00"), by=self.alice),
+                self.account.withdraw(Decimal("30.00"), by=self.alice, memo="rent"),
                 self.account.transfer(holiday, Decimal("20.00"), by=self.alice),
             ]
             messages = self.wait_for_mail(inbox, 3, timeout=60)
@@ -101,8 +101,12 @@ class DeliveryTests(NotificationWorkerTestCase):
                 f"<entry-{moves[1].pk}.to-{self.bob.pk}@localhost>"
             )
         ]
-        self.assertEqual(withdrawal["Subject"], 'jointbank: alice withdrew $30.00 from "Household"')
+        self.assertEqual(
+            withdrawal["Subject"], 'jointbank: Alice Martin withdrew $30.00 from "Household"'
+        )
         body = withdrawal.get_content()
+        self.assertIn("Hello Bob,", body)
+        self.assertIn("Memo: rent", body)
         self.assertIn('Balance of "Household" after it: $70.00', body)
         self.assertIn(f"http://localhost:8000/accounts/{self.account.pk}/", body)
         self.assertEqual(Notification.objects.filter(sent_at=None).count(), 0)
