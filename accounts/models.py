@@ -47,6 +47,7 @@ from .errors import (
 )
 from .formatting import money
 from .locking import lock_names, locked_transaction, retry_conflicts
+from .signals import entry_appended
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -304,6 +305,7 @@ class Account(models.Model):
             cursor.execute(sql, head + values)
             entry.pk = cursor.fetchone()[0]
         entry._state.adding, entry._state.db = False, connection.alias
+        entry_appended.send(sender=LedgerEntry, entry=entry)
         return entry
 
     def _next_entry(

@@ -8,11 +8,9 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self):
-        from django.db.models.signals import post_save
-
-        from accounts.models import LedgerEntry
+        from accounts.signals import entry_appended
 
         from .tasks import notify_after_commit
 
         # Every new ledger entry, whichever path wrote it (the site, the admin, a command).
-        post_save.connect(notify_after_commit, sender=LedgerEntry, dispatch_uid="notify")
+        entry_appended.connect(notify_after_commit, dispatch_uid="notify")

@@ -35,15 +35,12 @@ def queue_notifications(account_id: int) -> None:
         notify_holders.configure(queueing_lock=f"notify-{account_id}").defer(account_id=account_id)
 
 
-def notify_after_commit(sender, instance, created, raw=False, **kwargs) -> None:
-    """post_save of LedgerEntry, inside the entry's transaction (and its account's lock):
-    only registers the queueing for after COMMIT, which writes nothing now. robust: the money
-    has moved by then, so a failure to queue is logged, not shown to the user (the sweep
+def notify_after_commit(sender, entry, **kwargs) -> None:
+    """accounts.signals.entry_appended, inside the entry's transaction (and its account's
+    lock): only registers the queueing for after COMMIT, which writes nothing now. robust: the
+    money has moved by then, so a failure to queue is logged, not shown to the user (the sweep
     sends it)."""
-    if created and not raw:
-        transaction.on_commit(
-            functools.partial(queue_notifications, instance.account_id), robust=True
-        )
+    transaction.on_commit(functools.partial(queue_notifications, entry.account_id), robust=True)
 
 
 @app.periodic(cron="* * * * *", periodic_id="notifications-sweep")
