@@ -20,7 +20,6 @@ from tests.base import JointAccountTestCase
 HX = {"HTTP_HX_REQUEST": "true"}
 
 # session, user, account (holder check), SAVEPOINT, transaction timeouts, row lock, holder
-# session, user, account (holder check), SAVEPOINT, transaction timeouts, row lock, holder
 # check and idempotency-key lookup on the locked row (one statement), UPDATE of the balance and
 # chain head with INSERT of the entry (one statement), RELEASE, the new history rows, the
 # balance chart, the "who put in what" panel: the holders, and one aggregate over their
