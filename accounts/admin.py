@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from procrastinate.contrib.django.admin import ProcrastinateJobAdmin
 from procrastinate.contrib.django.models import ProcrastinateJob
 
+from .approvals import ApprovalRequest
 from .errors import AccountBusy, AccountError
 from .formatting import money
 from .forms import AmountForm
@@ -103,15 +104,22 @@ class AccountAdmin(admin.ModelAdmin):
     fields = [
         "name",
         "balance",
+        "held",
         "correct_balance",
+        "approval_threshold",
+        "daily_limit",
         "version",
         "last_seq",
         "created_at",
         "closed_at",
     ]
+    # The rules are the holders' to set (and to approve loosening): read-only here.
     readonly_fields = [
         "balance",
+        "held",
         "correct_balance",
+        "approval_threshold",
+        "daily_limit",
         "version",
         "last_seq",
         "created_at",
@@ -314,12 +322,33 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "amount",
         "balance_after",
         "created_by",
+        "approved_by",
         "created_at",
         "memo",
     ]
     list_filter = ["kind"]
     search_fields = ["account__name", "created_by__email", "memo"]
-    list_select_related = ["account", "created_by"]
+    list_select_related = ["account", "created_by", "approved_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(admin.ModelAdmin):
+    """Read-only: a request is answered by another holder of its account, never by staff
+    (approving is the holders' control over their money)."""
+
+    list_display = ["id", "account", "kind", "amount", "requested_by", "state", "created_at"]
+    list_filter = ["state", "kind"]
+    list_select_related = ["account", "requested_by"]
+    search_fields = ["account__name", "requested_by__email", "decided_by__email"]
 
     def has_add_permission(self, request):
         return False

@@ -10,9 +10,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from .formatting import day, moment, money
+from .formatting import clock, day, moment, money
 
 if TYPE_CHECKING:
+    from .approvals import ApprovalRequest
     from .models import LedgerEntry
 
 
@@ -40,9 +41,11 @@ class InvalidMemo(AccountError):
 
 
 class InsufficientFunds(MoneyError):
-    def __init__(self, balance: Decimal):
-        self.balance = balance
-        super().__init__(f"Insufficient funds: the balance is {money(balance)}.")
+    """More than the available balance: the balance less what pending requests hold."""
+
+    def __init__(self, available: Decimal):
+        self.available = available
+        super().__init__(f"Insufficient funds: {money(available)} available.")
 
 
 class BalanceLimitExceeded(MoneyError):
@@ -202,4 +205,71 @@ class AccountLimitReached(AccountError):
         super().__init__(
             f"You already hold {limit} open accounts, the most allowed. Close or leave one you "
             "no longer use to open another."
+        )
+
+
+# --- Shared control: approval requests ----------------------------------------------------
+
+
+class RequestNotPending(AccountError):
+    """The request was answered (or expired) before this: nothing was done now."""
+
+    def __init__(self, request: ApprovalRequest):
+        self.state = request.state
+        who = request.decided_by.email if request.decided_by else "someone"
+        when = request.decided_at or request.expires_at
+        if request.state == "expired":
+            when = request.expires_at
+            what = f"expired on {day(when)} at {clock(when)}"
+        elif request.state == "approved":
+            what = f"was already approved by {who} at {clock(when)}"
+        else:
+            what = f"was {request.state} by {who} at {clock(when)}"
+        super().__init__(f"This request {what}: nothing more was done.")
+
+
+class OwnRequest(AccountError):
+    """Approving or rejecting one's own request: only another holder can."""
+
+    def __init__(self, *, approving: bool):
+        if approving:
+            text = "You asked for this yourself: another holder has to approve it."
+        else:
+            text = "You asked for this yourself: cancel it instead of rejecting it."
+        super().__init__(text)
+
+
+class NotYourRequest(AccountError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Only the holder who asked can cancel a request; you can approve or reject it."
+        )
+
+
+class RequestsPending(AccountError):
+    def __init__(self, count: int):
+        requests = "request is" if count == 1 else "requests are"
+        super().__init__(
+            f"{count} {requests} still waiting for approval: approve, reject or cancel them "
+            "before closing the account."
+        )
+
+
+class TransferTargetGone(AccountError):
+    """An approved transfer whose receiving account can no longer take it."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"This transfer cannot be made any more: {name} {reason}. Reject it.")
+
+
+class BalanceChangedSinceSeen(AccountError):
+    """Another holder took money out after the balance the person saw (the form's
+    `seen_version`): what changed, for them to confirm. `version` is the account's version
+    now, which the confirming form sends back."""
+
+    def __init__(self, changes: list[str], balance: Decimal, version: int):
+        self.version = version
+        super().__init__(
+            f"{'; '.join(changes)} — the balance is now {money(balance)}. "
+            "Send it again if you still want to."
         )

@@ -29,3 +29,8 @@ def day(moment: datetime) -> str:
 def moment(when: datetime) -> str:
     """A local time to the minute, with its zone: "Jan 31, 14:05 UTC"."""
     return dateformat.format(timezone.localtime(when), "M j, H:i T")
+
+
+def clock(moment: datetime) -> str:
+    """The local time of day, as the pages show it: "14:02"."""
+    return dateformat.format(timezone.localtime(moment), "H:i")

@@ -23,6 +23,15 @@ AMOUNT_RULES = (
 )
 
 
+def _key_field() -> forms.UUIDField:
+    return forms.UUIDField(
+        required=False,
+        initial=uuid.uuid4,
+        widget=forms.HiddenInput,
+        error_messages={"invalid": "This form is damaged: reload the page and try again."},
+    )
+
+
 class AmountForm(forms.Form):
     amount = forms.CharField(
         max_length=64,
@@ -56,12 +65,7 @@ class AmountForm(forms.Form):
 
     # Made when the form is rendered, so one submission sent twice (a double click, a retry
     # after a lost reply) is applied once. Optional: without it every request is a new one.
-    idempotency_key = forms.UUIDField(
-        required=False,
-        initial=uuid.uuid4,
-        widget=forms.HiddenInput,
-        error_messages={"invalid": "This form is damaged: reload the page and try again."},
-    )
+    idempotency_key = _key_field()
 
     @property
     def first_error(self) -> str:
@@ -75,7 +79,27 @@ class AmountForm(forms.Form):
         self.data = {**dict(self.data.items()), "idempotency_key": str(uuid.uuid4())}
 
 
-class TransferForm(AmountForm):
+class WithdrawForm(AmountForm):
+    # The account version of the balance the page showed (the seen-balance guard). Optional:
+    # clients that send none are not guarded.
+    seen_version = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**63 - 1,
+        widget=forms.HiddenInput,
+        error_messages=dict.fromkeys(
+            ("invalid", "min_value", "max_value"),
+            "This form is damaged: reload the page and try again.",
+        ),
+    )
+
+    def confirm_with(self, version: int) -> None:
+        """The confirm step of the guard: the same form (same key), with the version the
+        person has now been shown."""
+        self.data = {**dict(self.data.items()), "seen_version": str(version)}
+
+
+class TransferForm(WithdrawForm):
     # The view looks the account up among the user's own and answers 404 otherwise.
     to_account = forms.IntegerField(
         min_value=1,
@@ -126,3 +150,38 @@ class SignupForm(allauth_forms.SignupForm):
         if self.account_already_exists:
             make_password(self.cleaned_data["password1"])
         return super().try_save(request)
+
+
+def _rule_amount(raw: str) -> Decimal | None:
+    """A rule's amount as for deposits; blank is None (the rule is off)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not PLAIN_DECIMAL.fullmatch(raw):
+        raise forms.ValidationError(RULE_RULES, code="format")
+    amount = Decimal(raw).quantize(CENT)
+    if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
+        raise forms.ValidationError(RULE_RULES, code="range")
+    return amount
+
+
+RULE_RULES = f"{AMOUNT_RULES[:-1]}; or leave it empty to turn the rule off."
+
+
+class RulesForm(forms.Form):
+    approval_threshold = forms.CharField(
+        required=False, max_length=64, error_messages={"max_length": RULE_RULES}
+    )
+    daily_limit = forms.CharField(
+        required=False, max_length=64, error_messages={"max_length": RULE_RULES}
+    )
+    # A double click on a loosening makes one request.
+    idempotency_key = _key_field()
+
+    first_error = AmountForm.first_error
+
+    def clean_approval_threshold(self) -> Decimal | None:
+        return _rule_amount(self.cleaned_data["approval_threshold"])
+
+    def clean_daily_limit(self) -> Decimal | None:
+        return _rule_amount(self.cleaned_data["daily_limit"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import itertools
 import json
 import secrets
 import uuid
@@ -24,12 +25,21 @@ from jointbank.plain_text import describe, first_hidden_character
 from profiles.models import display_name
 
 from . import interest
+from .approvals import (
+    SEEN_WINDOW,
+    ApprovalRequest,
+    approval_reason,
+    expiry_from,
+    loosens,
+    what_happened,
+)
 from .errors import (
     AccountClosed,
     AccountLimitReached,
     AddressInvitationLimit,
     AlreadyAHolder,
     AlreadyInvited,
+    BalanceChangedSinceSeen,
     BalanceLimitExceeded,
     BalanceNotZero,
     HolderInvitationLimit,
@@ -42,7 +52,10 @@ from .errors import (
     LastHolder,
     NotAHolder,
     OtherHoldersRemain,
+    RequestNotPending,
+    RequestsPending,
     SameAccountTransfer,
+    TransferTargetGone,
     WrongInvitee,
 )
 from .formatting import money
@@ -75,7 +88,15 @@ class AccountQuerySet(models.QuerySet["Account"]):
 class Account(models.Model):
     name = models.CharField(max_length=100)
     balance = money_field(default=Decimal("0.00"))
-    # Bumped by every balance change; the ETag of the polled balance fragment.
+    # The sum of what pending approval requests hold: the available balance is balance - held.
+    # Kept on the row, so that the check under the lock needs no extra query.
+    held = money_field(default=Decimal("0.00"))
+    # The rules (None: off). Above the threshold, or beyond a holder's daily limit, a
+    # withdrawal or transfer out waits for another holder's approval (accounts/approvals.py).
+    approval_threshold = money_field(null=True, blank=True)
+    daily_limit = money_field(null=True, blank=True)
+    # Bumped whenever what the account page shows changes: every balance change, every new
+    # or answered request, every rule change. The ETag of the polled balance fragment.
     version = models.PositiveBigIntegerField(default=0)
     # The head of the ledger's hash chain: the newest entry's seq and hash, read and written
     # under the row lock so that seq has no gaps and the chain no forks.
@@ -91,6 +112,18 @@ class Account(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(balance__gte=0), name="account_balance_not_negative"
+            ),
+            models.CheckConstraint(condition=Q(held__gte=0), name="account_held_not_negative"),
+            models.CheckConstraint(
+                condition=Q(balance__gte=models.F("held")), name="account_holds_covered"
+            ),
+            models.CheckConstraint(
+                condition=Q(approval_threshold__isnull=True) | Q(approval_threshold__gt=0),
+                name="account_threshold_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_limit__isnull=True) | Q(daily_limit__gt=0),
+                name="account_daily_limit_positive",
             ),
         ]
 
@@ -156,17 +189,19 @@ class Account(models.Model):
 
     def _holder_and_key_use(
         self, by: User, key: uuid.UUID | None
-    ) -> tuple[bool, LedgerEntry | None]:
-        """Whether `by` holds this account now, and the entry this account already wrote with
-        `key` (None if none): what a deposit or withdrawal must know under the lock, read in
-        one statement, so the row is held for one round trip fewer. Call it on the locked row:
-        a statement after the lock was granted sees every leave and every entry committed
-        before it."""
+    ) -> tuple[bool, LedgerEntry | None, ApprovalRequest | None]:
+        """Whether `by` holds this account now, and the entry and the approval request this
+        account already made with `key` (None if none): what a deposit or withdrawal must know
+        under the lock, read in one statement, so the row is held for one round trip fewer.
+        Call it on the locked row: a statement after the lock was granted sees every leave,
+        entry and request committed before it."""
         with connection.cursor() as cursor:
             cursor.execute(HOLDER_AND_KEY_USE, {"account": self.pk, "user": by.pk, "key": key})
-            holds, entry_id = cursor.fetchone()
-        # Only a repeated request finds an entry; reading it costs that request a query more.
-        return holds, LedgerEntry.objects.get(pk=entry_id) if entry_id else None
+            holds, entry_id, request_id = cursor.fetchone()
+        # Only a repeated request finds one; reading it costs that request a query more.
+        entry = LedgerEntry.objects.get(pk=entry_id) if entry_id else None
+        request = ApprovalRequest.objects.get(pk=request_id) if request_id else None
+        return holds, entry, request
 
     # --- Money -----------------------------------------------------------------------------
 
@@ -194,9 +229,10 @@ class Account(models.Model):
         idempotency_key: Any = None,
         memo: str = "",
     ) -> LedgerEntry:
-        return self._change_balance(
+        entry = self._change_balance(
             LedgerEntry.Kind.DEPOSIT, amount, by, by_staff, idempotency_key, memo
         )
+        return cast(LedgerEntry, entry)  # money coming in never waits for approval
 
     def withdraw(
         self,
@@ -206,30 +242,48 @@ class Account(models.Model):
         by_staff: bool = False,
         idempotency_key: Any = None,
         memo: str = "",
-    ) -> LedgerEntry:
+        seen_version: int | None = None,
+    ) -> LedgerEntry | ApprovalRequest:
+        """Take money out; an ApprovalRequest instead when the rules want another holder's
+        approval (see `_route_outgoing`). `seen_version`: the account version of the
+        balance the person saw (the seen-balance guard)."""
         return self._change_balance(
-            LedgerEntry.Kind.WITHDRAWAL, amount, by, by_staff, idempotency_key, memo
+            LedgerEntry.Kind.WITHDRAWAL, amount, by, by_staff, idempotency_key, memo, seen_version
         )
 
     @retry_conflicts
     def _change_balance(
-        self, kind: str, amount: Decimal, by: User, by_staff: bool, key: Any, memo: str
-    ) -> LedgerEntry:
+        self,
+        kind: str,
+        amount: Decimal,
+        by: User,
+        by_staff: bool,
+        key: Any,
+        memo: str,
+        seen_version: int | None = None,
+    ) -> LedgerEntry | ApprovalRequest:
         """Apply one deposit or withdrawal; with an idempotency key, at most once (a replay
         answers with the original entry, memo included)."""
         amount, checked_key, memo = _checked_amount(amount), _checked_key(key), checked_memo(memo)
         try:
             with self.lock() as locked:
-                holds, earlier = locked._holder_and_key_use(by, checked_key)
+                holds, earlier, earlier_request = locked._holder_and_key_use(by, checked_key)
                 locked.check_can_write(by, by_staff=by_staff, holds=holds)
-                entry = _replayed(earlier, kind, amount) or locked._append(
-                    kind, amount, by, checked_key, memo=memo
-                )
+                result: LedgerEntry | ApprovalRequest | None
+                result = _replayed(earlier, kind, amount)
+                if result is None and kind == LedgerEntry.Kind.WITHDRAWAL:
+                    # Expired holds first: they no longer keep anything from being taken.
+                    locked.void_due_requests_locked(holds_only=True)
+                    if not by_staff:  # staff corrections are not the holders' to approve
+                        result = locked._route_outgoing(
+                            kind, amount, by, checked_key, seen_version, memo, earlier_request
+                        )
+                result = result or locked._append(kind, amount, by, checked_key, memo=memo)
         except IntegrityError as error:
-            entry = _replay_after_duplicate_key(error, checked_key, self, kind, amount)
+            result = _replay_after_duplicate_key(error, checked_key, self, kind, amount)
             locked = Account.objects.get(pk=self.pk)
-        self.balance, self.version = locked.balance, locked.version
-        return entry
+        self.balance, self.held, self.version = locked.balance, locked.held, locked.version
+        return result
 
     @retry_conflicts
     def transfer(
@@ -240,9 +294,11 @@ class Account(models.Model):
         by: User,
         idempotency_key: Any = None,
         memo: str = "",
-    ) -> LedgerEntry:
+        seen_version: int | None = None,
+    ) -> LedgerEntry | ApprovalRequest:
         """Move money to another account: a transfer_out entry here and a transfer_in entry
-        there, in one transaction, both with the memo. Returns the transfer_out entry."""
+        there, in one transaction, both with the memo. Returns the transfer_out entry, or an
+        ApprovalRequest when the rules of this account want another holder's approval."""
         amount, key, memo = (
             _checked_amount(amount),
             _checked_key(idempotency_key),
@@ -256,23 +312,34 @@ class Account(models.Model):
                 # The user must hold both, and neither may be closed.
                 source.check_can_write(by)
                 target.check_can_write(by)
-                entry = _replay(key, source, kind, amount, counterparty=target)
-                if entry is None:
-                    entry = source._append(kind, amount, by, key, counterparty=target, memo=memo)
-                    target._append(
-                        LedgerEntry.Kind.TRANSFER_IN,
-                        amount,
-                        by,
-                        key,
-                        counterparty=source,
-                        pair=entry,
-                        memo=memo,
+                result: LedgerEntry | ApprovalRequest | None
+                result = _replay(key, source, kind, amount, counterparty=target)
+                if result is None:
+                    source.void_due_requests_locked(holds_only=True)
+                    requests = source.approval_requests
+                    earlier = requests.filter(idempotency_key=key).first() if key else None
+                    result = source._route_outgoing(
+                        kind, amount, by, key, seen_version, memo, earlier, target
                     )
+                if result is None:
+                    result = source._transfer_locked(target, amount, by, key, memo=memo)
         except IntegrityError as error:
-            entry = _replay_after_duplicate_key(error, key, self, kind, amount, counterparty=to)
+            result = _replay_after_duplicate_key(error, key, self, kind, amount, counterparty=to)
             source, target = Account.objects.get(pk=self.pk), Account.objects.get(pk=to.pk)
-        self.balance, self.version = source.balance, source.version
-        to.balance, to.version = target.balance, target.version
+        self.balance, self.held, self.version = source.balance, source.held, source.version
+        to.balance, to.held, to.version = target.balance, target.held, target.version
+        return result
+
+    def _transfer_locked(
+        self, target: Account, amount: Decimal, by: User, key: uuid.UUID | None, **extra: Any
+    ) -> LedgerEntry:
+        """Both halves of a transfer; the caller holds both rows' locks. Returns the
+        transfer_out entry. `extra`: the memo, and approved_by for one that waited for it."""
+        kind = LedgerEntry.Kind.TRANSFER_OUT
+        entry = self._append(kind, amount, by, key, counterparty=target, **extra)
+        target._append(
+            LedgerEntry.Kind.TRANSFER_IN, amount, by, key, counterparty=self, pair=entry, **extra
+        )
         return entry
 
     def _append(
@@ -284,14 +351,15 @@ class Account(models.Model):
         counterparty: Account | None = None,
         pair: LedgerEntry | None = None,
         memo: str = "",
+        approved_by: User | None = None,
     ) -> LedgerEntry:
         """Change the balance and append the next entry of this account's hash chain.
 
         The caller holds this row's lock: that is what makes the balance right, `seq` gapless
-        and the chain linear. Refuses (writing nothing) a balance below zero or above the max.
-        `memo` has been through `checked_memo`.
+        and the chain linear. Refuses (writing nothing) a balance below zero or above the max,
+        or a debit beyond the available balance. `memo` has been through `checked_memo`.
         """
-        entry = self._next_entry(kind, amount, by, key, counterparty, pair, memo)
+        entry = self._next_entry(kind, amount, by, key, counterparty, pair, memo, approved_by)
         self.balance, self.last_seq, self.last_hash = entry.balance_after, entry.seq, entry.hash
         self.version += 1
         # The account's new head and the entry in one statement: one round trip while the row
@@ -317,6 +385,7 @@ class Account(models.Model):
         counterparty: Account | None = None,
         pair: LedgerEntry | None = None,
         memo: str = "",
+        approved_by: User | None = None,
     ) -> LedgerEntry:
         """The entry that would come next in this account's chain, not saved. Raises if the
         amount breaks a rule of the balance."""
@@ -327,9 +396,10 @@ class Account(models.Model):
                 name = self.name if kind == LedgerEntry.Kind.TRANSFER_IN else None
                 raise BalanceLimitExceeded(MAX_BALANCE, name)
         else:
+            # What pending requests hold stays: only the available balance can be taken.
             new_balance = self.balance - amount
-            if new_balance < 0:
-                raise InsufficientFunds(self.balance)
+            if new_balance < self.held:
+                raise InsufficientFunds(self.balance - self.held)
         entry = LedgerEntry(
             account=self,
             seq=self.last_seq + 1,
@@ -342,6 +412,8 @@ class Account(models.Model):
             counterparty=counterparty,
             pair=pair,
             memo=memo,
+            approved_by=approved_by,
+            version=self.version + 1,
         )
         entry.hash = chain_hash(entry, previous=self.last_hash)
         return entry
@@ -380,6 +452,288 @@ class Account(models.Model):
             posting.save(update_fields=["entry"])
         self.balance, self.version = locked.balance, locked.version
         return posting.entry
+
+    # --- Shared control: rules and approval requests ----------------------------------------
+    # (accounts/approvals.py has the request model and the rules' arithmetic.) A request's
+    # state changes only under its account's lock, and is re-read under it, so a decision
+    # checked there still holds at COMMIT. Methods named `*_locked` expect the caller to
+    # hold the lock and to be called on the locked row.
+
+    # Withdrawals and transfers (called by `_change_balance` and `transfer` under the lock)
+
+    def _route_outgoing(
+        self,
+        kind: str,
+        amount: Decimal,
+        by,
+        key: uuid.UUID | None,
+        seen_version: int | None,
+        memo: str,
+        earlier: ApprovalRequest | None,
+        target: Account | None = None,
+    ) -> ApprovalRequest | None:
+        """Decide, on the locked row, what happens to `amount` leaving the account: the
+        request this key made before (replayed), BalanceChangedSinceSeen, a new request with
+        its hold when the rules want approval, or None: the caller posts it at once (and
+        `_next_entry` checks it against the available balance). `earlier`: the request this
+        account made with `key` before (the caller looked it up under the lock), if any."""
+        if earlier is not None:
+            return _replayed_request(earlier, target, amount)
+        self.check_seen_locked(seen_version, by)
+        now = timezone.now()
+        reason = approval_reason(self, amount, by, now)
+        if reason is None:
+            return None
+        available = self.balance - self.held
+        if amount > available:
+            raise InsufficientFunds(available)
+        request = ApprovalRequest.objects.create(
+            account=self,
+            kind=ApprovalRequest.Kind.TRANSFER if target else ApprovalRequest.Kind.WITHDRAWAL,
+            amount=amount,
+            target=target,
+            requested_by=by,
+            created_at=now,
+            expires_at=expiry_from(now),
+            idempotency_key=key,
+            memo=memo,
+        )
+        request.reason = reason
+        self.held += amount
+        self.version += 1
+        self.save(update_fields=["held", "version"])
+        return request
+
+    def check_seen_locked(self, seen_version: int | None, by) -> None:
+        """The seen-balance guard: raise BalanceChangedSinceSeen when another holder took money
+        out after the balance the person saw (account version `seen_version`). Deposits,
+        interest and the person's own moves (asked or approved by them) do not count."""
+        if seen_version is None or seen_version >= self.version:
+            return
+        newest = self.entries.select_related("created_by", "counterparty").order_by("-seq")
+        unseen = itertools.takewhile(
+            lambda entry: (entry.version or 0) > seen_version, newest[:SEEN_WINDOW]
+        )
+        moved = [
+            entry
+            for entry in unseen
+            if entry.kind in entry.DEBITS
+            and by.pk not in (entry.created_by_id, entry.approved_by_id)
+        ]
+        if moved:
+            changes = [what_happened(entry) for entry in reversed(moved)]
+            raise BalanceChangedSinceSeen(changes, self.balance, self.version)
+
+    # Deciding
+
+    @retry_conflicts
+    def approve(self, request: ApprovalRequest, *, by) -> ApprovalRequest:
+        """Another holder says yes: post the withdrawal (or both halves of the transfer, the
+        receiving account locked too, in primary-key order) with `approved_by`, release the
+        hold, or apply the rules asked for; all in one transaction under the lock."""
+
+        def post(locked: Account, current: ApprovalRequest, target: Account | None) -> None:
+            current.check_decidable_by(by, approving=True)
+            entry = None
+            # The held amount is the one that leaves now: release it first (and in the row, as
+            # the database checks balance >= held when the balance drops), so that it counts as
+            # available to `_next_entry`.
+            locked.held -= current.hold
+            locked.save(update_fields=["held"])
+            if current.kind == ApprovalRequest.Kind.WITHDRAWAL:
+                entry = locked._append(
+                    LedgerEntry.Kind.WITHDRAWAL,
+                    current.amount,
+                    current.requested_by,
+                    None,
+                    memo=current.memo,
+                    approved_by=by,
+                )
+            elif target is not None:  # a transfer: only transfers name one (approval_kind_fields)
+                target.check_can_receive_for(current.requested_by)
+                entry = locked._transfer_locked(
+                    target,
+                    current.amount,
+                    current.requested_by,
+                    None,
+                    memo=current.memo,
+                    approved_by=by,
+                )
+            else:
+                locked._apply_rules(current)
+            current.settle(ApprovalRequest.State.APPROVED, by, entry)
+
+        return self._decide(request, by, post, lock_target=True)
+
+    @retry_conflicts
+    def reject(self, request: ApprovalRequest, *, by) -> ApprovalRequest:
+        """Another holder says no: nothing is posted and the hold is released."""
+
+        def refuse(locked: Account, current: ApprovalRequest, target: Account | None) -> None:
+            current.check_decidable_by(by, approving=False)
+            locked.held -= current.hold
+            current.settle(ApprovalRequest.State.REJECTED, by)
+
+        return self._decide(request, by, refuse)
+
+    @retry_conflicts
+    def cancel(self, request: ApprovalRequest, *, by) -> ApprovalRequest:
+        """The requester takes it back: nothing is posted and the hold is released."""
+
+        def take_back(locked: Account, current: ApprovalRequest, target: Account | None) -> None:
+            current.check_cancellable_by(by)
+            locked.held -= current.hold
+            current.settle(ApprovalRequest.State.CANCELLED, by)
+
+        return self._decide(request, by, take_back)
+
+    def _decide(self, request: ApprovalRequest, by, act, lock_target=False):
+        """Run `act(locked account, request re-read under the lock, locked target)` on a
+        pending request, then save the account (held, rules, version). A request found
+        expired is voided instead, and RequestNotPending says so once that is committed."""
+        with self._lock_for(request, lock_target) as (locked, locked_target):
+            locked.check_can_write(by)
+            current = locked.approval_requests.select_related(
+                "requested_by", "decided_by", "target"
+            ).get(pk=request.pk)
+            expired = current.state == ApprovalRequest.State.PENDING and current.is_expired
+            if expired:
+                locked.held -= current.hold
+                current.settle(ApprovalRequest.State.EXPIRED)
+            else:
+                act(locked, current, locked_target)
+            locked.version += 1
+            locked.save(update_fields=["held", "approval_threshold", "daily_limit", "version"])
+        self.balance, self.held, self.version = locked.balance, locked.held, locked.version
+        if expired:
+            raise RequestNotPending(current)
+        return current
+
+    @contextmanager
+    def _lock_for(
+        self, request: ApprovalRequest, with_target: bool
+    ) -> Iterator[tuple[Account, Account | None]]:
+        """This account locked, and with `with_target` a transfer's receiving account too
+        (both in primary-key order, as every transfer locks them)."""
+        if with_target and request.target is not None:
+            with Account.lock_both(self, request.target) as (locked, target):
+                yield locked, target
+        else:
+            with self.lock() as locked:
+                yield locked, None
+
+    def check_can_receive_for(self, requester) -> None:
+        """Raise unless an approved transfer can still land here (the locked target): the
+        account is open and the requester still holds it, as when they asked."""
+        if self.closed_at is not None:
+            raise TransferTargetGone(self.name, "was closed")
+        if not self.memberships.current().filter(user=requester).exists():
+            raise TransferTargetGone(self.name, f"is no longer held by {requester.email}")
+
+    # Rules
+
+    @retry_conflicts
+    def set_rules(
+        self,
+        threshold: Decimal | None,
+        daily_limit: Decimal | None,
+        *,
+        by,
+        idempotency_key: Any = None,
+    ) -> ApprovalRequest | None:
+        """Set the approval threshold and the daily limit (None: off). Tightening applies at
+        once; loosening (raising, turning off) becomes a request for another holder to
+        approve, unless nobody else holds the account. Returns that request, or None."""
+        key = None if idempotency_key is None else uuid.UUID(str(idempotency_key))
+        with self.lock() as locked:
+            locked.check_can_write(by)
+            if key is not None:
+                request = locked.approval_requests.filter(idempotency_key=key).first()
+                if request is not None:
+                    if request.kind != ApprovalRequest.Kind.RULES:
+                        raise IdempotencyConflict()
+                    request.replayed = True
+                    return request
+            alone = not locked.memberships.current().exclude(user=by).exists()
+            waits = {}
+            for field, value in (("approval_threshold", threshold), ("daily_limit", daily_limit)):
+                old = getattr(locked, field)
+                if old == value:
+                    continue
+                if loosens(old, value) and not alone:
+                    waits[field] = value
+                else:
+                    setattr(locked, field, value)
+            request = None
+            if waits:
+                now = timezone.now()
+                request = ApprovalRequest.objects.create(
+                    account=locked,
+                    kind=ApprovalRequest.Kind.RULES,
+                    sets_threshold="approval_threshold" in waits,
+                    new_threshold=waits.get("approval_threshold"),
+                    sets_daily_limit="daily_limit" in waits,
+                    new_daily_limit=waits.get("daily_limit"),
+                    requested_by=by,
+                    created_at=now,
+                    expires_at=expiry_from(now),
+                    idempotency_key=key,
+                )
+            locked.version += 1
+            locked.save(update_fields=["approval_threshold", "daily_limit", "version"])
+        self.approval_threshold, self.daily_limit = locked.approval_threshold, locked.daily_limit
+        self.version = locked.version
+        return request
+
+    def _apply_rules(self, request: ApprovalRequest) -> None:
+        """An approved rules request: only the rules it asked to change."""
+        if request.sets_threshold:
+            self.approval_threshold = request.new_threshold
+        if request.sets_daily_limit:
+            self.daily_limit = request.new_daily_limit
+
+    # Expiry, leaving, closing
+
+    @retry_conflicts
+    def void_expired_requests(self) -> list[int]:
+        """Void this account's expired requests (the scheduled job's work); their ids."""
+        with self.lock() as locked:
+            voided = locked.void_due_requests_locked()
+        self.held, self.version = locked.held, locked.version
+        return voided
+
+    def void_due_requests_locked(self, *, holds_only: bool = False) -> list[int]:
+        """Void the pending requests that have expired, releasing their holds, and save the
+        row; their ids. `holds_only`: only when something is held (a withdrawal's check,
+        which must not pay for a query when nothing is)."""
+        if holds_only and not self.held:
+            return []
+        due = list(self.approval_requests.due())
+        for request in due:
+            self.held -= request.hold
+            request.settle(ApprovalRequest.State.EXPIRED)
+        if due:
+            self.version += 1
+            self.save(update_fields=["held", "version"])
+        return [request.pk for request in due]
+
+    def cancel_requests_of_locked(self, by) -> None:
+        """A holder leaves: their pending requests are cancelled, their holds released."""
+        self.void_due_requests_locked()
+        mine = list(self.approval_requests.pending().filter(requested_by=by))
+        for request in mine:
+            self.held -= request.hold
+            request.settle(ApprovalRequest.State.CANCELLED, by)
+        if mine:
+            self.version += 1
+            self.save(update_fields=["held", "version"])
+
+    def check_no_pending_requests_locked(self) -> None:
+        """Closing waits until every request is answered (expired ones are voided first)."""
+        self.void_due_requests_locked()
+        pending = self.approval_requests.pending().count()
+        if pending:
+            raise RequestsPending(pending)
 
     # --- Sharing ---------------------------------------------------------------------------
 
@@ -458,6 +812,8 @@ class Account(models.Model):
                 raise LastHolder()
             membership.left_at = timezone.now()
             membership.save(update_fields=["left_at"])
+            # What they asked for leaves with them: nobody is left to cancel it.
+            locked.cancel_requests_of_locked(by)
         return membership
 
     @retry_conflicts
@@ -469,6 +825,8 @@ class Account(models.Model):
             others = locked.memberships.current().exclude(user=by).select_related("user__profile")
             if others:
                 raise OtherHoldersRemain([display_name(membership.user) for membership in others])
+            # Requests first: one that holds money says better why the balance is not 0.
+            locked.check_no_pending_requests_locked()
             if locked.balance != 0:
                 raise BalanceNotZero(locked.balance)
             locked.closed_at = timezone.now()
@@ -501,6 +859,18 @@ def _replay(
     return _replayed(entry, kind, amount, counterparty)
 
 
+def _replayed_request(
+    request: ApprovalRequest, target: Account | None, amount: Decimal
+) -> ApprovalRequest:
+    """`request`, made earlier with this form's key, marked `replayed` (a double click makes
+    one request); IdempotencyConflict if it asked for another thing. Looked up under the
+    lock, so a duplicate sent at once has committed or not started."""
+    if (request.target_id, request.amount) != (target.pk if target else None, amount):
+        raise IdempotencyConflict()
+    request.replayed = True
+    return request
+
+
 def _replayed(
     entry: LedgerEntry | None,
     kind: str,
@@ -520,13 +890,15 @@ def _replayed(
 
 KEY_CONSTRAINTS = {"ledger_one_entry_per_key", "ledger_one_request_per_key"}
 
-# Account._holder_and_key_use: the holder check and the idempotency-key lookup of a deposit or
-# withdrawal, one round trip under the lock. (Plain SQL, like the chart's: built once, nothing
+# Account._holder_and_key_use: the holder check and the idempotency-key lookups (ledger and
+# approval requests) of a deposit or withdrawal, one round trip under the lock. (Plain SQL, like the chart's: built once, nothing
 # to compile while the row is held.)
 HOLDER_AND_KEY_USE = """
 SELECT EXISTS (SELECT 1 FROM accounts_membership
                 WHERE account_id = %(account)s AND user_id = %(user)s AND left_at IS NULL),
        (SELECT id FROM accounts_ledgerentry
+         WHERE account_id = %(account)s AND idempotency_key = %(key)s),
+       (SELECT id FROM accounts_approvalrequest
          WHERE account_id = %(account)s AND idempotency_key = %(key)s)
 """
 
@@ -812,6 +1184,7 @@ class LedgerEntry(models.Model):
 
     # The kinds that add to the balance; every other kind takes away.
     CREDITS = frozenset({Kind.DEPOSIT, Kind.TRANSFER_IN, Kind.INTEREST})
+    DEBITS = frozenset({Kind.WITHDRAWAL, Kind.TRANSFER_OUT})
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
     # 1, 2, 3... per account, without gaps: the position in the account's hash chain.
@@ -835,6 +1208,18 @@ class LedgerEntry(models.Model):
     # What the money was for, as the holder typed it (checked by `checked_memo`); both halves of
     # a transfer carry it. The database default lets bulk SQL inserts leave it out.
     memo = models.CharField(max_length=MEMO_MAX_LENGTH, blank=True, default="", db_default="")
+    # The holder who approved it, for a withdrawal or transfer that waited for approval
+    # (created_by asked for it). Covered by the hash chain.
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_approvals",
+    )
+    # The account's version once this entry was written: the seen-balance guard finds the
+    # entries a page had not shown yet by it. Not in the hash: it orders, it is not money.
+    version = models.PositiveBigIntegerField(null=True, blank=True)
     # SHA-256 (hex) over this entry's fields and the previous entry's hash: see chain_hash.
     hash = models.CharField(max_length=64)
 
@@ -875,6 +1260,12 @@ class LedgerEntry(models.Model):
             models.Index(fields=["account", "kind", "seq"], name="ledger_account_kind"),
             # On UPPER(memo): Django's case-insensitive `icontains` is UPPER(memo) LIKE UPPER(…).
             GinIndex(OpClass(Upper("memo"), name="gin_trgm_ops"), name="ledger_memo_trigram"),
+            # A holder's outgoing total today, for the daily limit: one short range scan.
+            models.Index(
+                fields=["account", "created_by", "created_at"],
+                condition=Q(kind__in=["withdrawal", "transfer_out"]),
+                name="ledger_outgoing_by_holder",
+            ),
         ]
 
     def __str__(self):
@@ -908,7 +1299,8 @@ def chain_hash(entry, previous: str) -> str:
 
     Fields added later are appended as `|name=value` only when set, so every entry written
     before them keeps its hash: `|memo=` and the memo as a JSON string (ASCII, escaped), whose
-    quotes keep a `|` typed in a memo from passing for another field.
+    quotes keep a `|` typed in a memo from passing for another field; then `|approved_by=` and
+    the id of the holder who approved it.
     """
     fields = [
         entry.account_id,
@@ -925,6 +1317,8 @@ def chain_hash(entry, previous: str) -> str:
     ]
     if memo := getattr(entry, "memo", ""):  # historical models in early migrations have none
         fields.append(f"memo={json.dumps(memo)}")
+    if approved_by := getattr(entry, "approved_by_id", None):
+        fields.append(f"approved_by={approved_by}")
     return hashlib.sha256("|".join(map(str, fields)).encode()).hexdigest()
 
 

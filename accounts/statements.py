@@ -31,6 +31,8 @@ COLUMNS = [
     "counterparty_account",
     "hash",
     "memo",
+    # Who approved it, for a withdrawal or transfer that waited for another holder.
+    "approved_by",
 ]
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -94,6 +96,7 @@ def statement_lines(account, first_day: date, last_day: date) -> Iterator[str]:
         "counterparty_id",
         "hash",
         "memo",
+        "approved_by__email",
     ]
     after, balance = first_seq - 1, None
     while after < last_seq:
@@ -105,9 +108,8 @@ def statement_lines(account, first_day: date, last_day: date) -> Iterator[str]:
         if not chunk:
             break
         for values in chunk:
-            seq, created_at, kind, amount, balance_after, email, key, counterparty, hash_, memo = (
-                values
-            )
+            seq, created_at, kind, amount, balance_after, email, key, counterparty = values[:8]
+            hash_, memo, approver = values[8:]
             signed = amount if kind in LedgerEntry.CREDITS else -amount
             if balance is None:
                 opening = balance_after - signed
@@ -115,6 +117,7 @@ def statement_lines(account, first_day: date, last_day: date) -> Iterator[str]:
             balance = balance_after
             row = [seq, _utc(created_at), kind, f"{signed:.2f}", f"{balance_after:.2f}"]
             row += [_text(email), key or "", counterparty or "", hash_, _text(memo)]
+            row.append(_text(approver or ""))
             yield writer.writerow(row)
         after = chunk[-1][0]
     assert balance is not None  # the days hold the entry first_seq: the loop read it
@@ -122,7 +125,7 @@ def statement_lines(account, first_day: date, last_day: date) -> Iterator[str]:
 
 
 def _balance_row(when: datetime, kind: str, balance: Decimal) -> list:
-    return ["", _utc(when), kind, "", f"{balance:.2f}", "", "", "", "", ""]
+    return ["", _utc(when), kind, "", f"{balance:.2f}", "", "", "", "", "", ""]
 
 
 def _utc(when: datetime) -> str:

@@ -26,3 +26,12 @@ def post_monthly_interest(timestamp: int) -> None:
     scheduled = datetime.fromtimestamp(timestamp, UTC)
     period = (scheduled.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     call_command("post_interest", period=period)
+
+
+@app.periodic(cron="* * * * *", periodic_id="every-minute")
+@app.task(queue="approvals", queueing_lock="expire_requests")
+def expire_approval_requests(timestamp: int) -> None:
+    """Void the approval requests past their expiry, releasing their holds, by the
+    `expire_requests` command itself: each account under its lock, so a request answered at the
+    same instant ends in one state, and running it twice voids nothing twice."""
+    call_command("expire_requests")

@@ -16,6 +16,12 @@ urlpatterns = [
     path("<int:pk>/withdraw/", views.withdraw, name="withdraw"),
     path("<int:pk>/transfer/", views.transfer, name="transfer"),
     path("<int:pk>/statement.csv", views.statement, name="statement"),
+    path("<int:pk>/rules/", views.rules, name="rules"),
+    path(
+        "<int:pk>/requests/<int:request_pk>/approve/", views.approve_request, name="approve_request"
+    ),
+    path("<int:pk>/requests/<int:request_pk>/reject/", views.reject_request, name="reject_request"),
+    path("<int:pk>/requests/<int:request_pk>/cancel/", views.cancel_request, name="cancel_request"),
     path("<int:pk>/invite/", views.invite, name="invite"),
     path("<int:pk>/invitations/<int:invitation_pk>/revoke/", views.revoke, name="revoke"),
     path("<int:pk>/notifications/", views.notification_preference, name="notifications"),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 from .activity import recent_activity
+from .approvals import ApprovalRequest
 from .chart import balance_chart
 from .contributions import contributions
 from .emails import send_invitation
@@ -37,16 +39,19 @@ from .errors import (
     AccountClosed,
     AccountError,
     AccountLimitReached,
+    BalanceChangedSinceSeen,
     IdempotencyConflict,
     InvitationNotPending,
     LastHolder,
     MoneyError,
     NotAHolder,
+    NotYourRequest,
+    OwnRequest,
     TooManyInvitations,
     WrongInvitee,
 )
 from .formatting import money
-from .forms import AccountForm, AmountForm, InviteForm, TransferForm
+from .forms import AccountForm, AmountForm, InviteForm, RulesForm, TransferForm, WithdrawForm
 from .history import HistoryFilter
 from .models import Account, Invitation, LedgerEntry
 from .statements import BadDates, statement_dates, statement_lines
@@ -162,32 +167,39 @@ def balance(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def deposit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _deposit_or_withdraw(request, pk, Account.deposit, "deposit")
+    return _deposit_or_withdraw(request, pk, Account.deposit, AmountForm(request.POST))
 
 
 @login_required
 @require_POST
 def withdraw(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _deposit_or_withdraw(request, pk, Account.withdraw, "withdraw")
+    return _deposit_or_withdraw(request, pk, Account.withdraw, WithdrawForm(request.POST))
 
 
 def _deposit_or_withdraw(
-    request: HtmxHttpRequest, pk: int, change: Callable[..., LedgerEntry], kind: str
+    request: HtmxHttpRequest,
+    pk: int,
+    change: Callable[..., LedgerEntry | ApprovalRequest],
+    form: AmountForm,
 ) -> HttpResponse:
-    """`change` (Account.deposit or Account.withdraw) with the posted amount; `kind` names
-    the page's form."""
+    """`change` (Account.deposit or Account.withdraw) with the posted amount and memo, and
+    for a withdrawal the version of the balance the page showed."""
+    kind = "withdraw" if isinstance(form, WithdrawForm) else "deposit"
     account = get_account_for_holder(request, pk)
-    form = AmountForm(request.POST)
     if not form.is_valid():
         return _money_form(request, account, kind, form, status=422)
-    amount, key = form.cleaned_data["amount"], form.cleaned_data["idempotency_key"]
+    options = {
+        "by": request.user,
+        "idempotency_key": form.cleaned_data["idempotency_key"],
+        "memo": form.cleaned_data["memo"],
+    }
+    if kind == "withdraw":
+        options["seen_version"] = form.cleaned_data["seen_version"]
     try:
-        entry = change(
-            account, amount, by=request.user, idempotency_key=key, memo=form.cleaned_data["memo"]
-        )
+        result = change(account, form.cleaned_data["amount"], **options)
     except AccountError as error:
         return _money_refused(request, account, kind, form, error)
-    return _money_done(request, account, kind, form, entry)
+    return _money_done(request, account, kind, form, result)
 
 
 @login_required
@@ -201,12 +213,17 @@ def transfer(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     target = get_account_for_holder(request, form.cleaned_data["to_account"])
     amount, key = form.cleaned_data["amount"], form.cleaned_data["idempotency_key"]
     try:
-        entry = account.transfer(
-            target, amount, by=request.user, idempotency_key=key, memo=form.cleaned_data["memo"]
+        result = account.transfer(
+            target,
+            amount,
+            by=request.user,
+            idempotency_key=key,
+            memo=form.cleaned_data["memo"],
+            seen_version=form.cleaned_data["seen_version"],
         )
     except AccountError as error:
         return _money_refused(request, account, "transfer", form, error)
-    return _money_done(request, account, "transfer", form, entry)
+    return _money_done(request, account, "transfer", form, result)
 
 
 def _money_form(
@@ -227,32 +244,168 @@ def _money_refused(
     form.add_error(error.field, str(error))
     if isinstance(error, IdempotencyConflict):
         form.renew_key()  # its key names an operation already done: what is sent next is new
+    if isinstance(error, BalanceChangedSinceSeen) and isinstance(form, WithdrawForm):
+        # The confirm step: the same form and key, the version just shown, the new balance.
+        form.confirm_with(error.version)
+        account.refresh_from_db()
+        confirm = form.cleaned_data["amount"]
+        if request.htmx:
+            after = _entry_id(request.POST.get("after"))
+            filters = HistoryFilter(request.POST, account=account)
+            response = _updates(
+                request, account, after, filters, form=form, kind=kind, confirm=confirm
+            )
+            return _refused(response, error)
+        page = _page_context(request, account, **{f"{kind}_form": form}, confirm=confirm)
+        return _refused(render(request, PAGE, page), error)
     return _refused(_money_form(request, account, kind, form), error)
 
 
 def _money_done(
-    request: HtmxHttpRequest, account: Account, kind: str, form: AmountForm, entry: LedgerEntry
+    request: HtmxHttpRequest,
+    account: Account,
+    kind: str,
+    form: AmountForm,
+    result: LedgerEntry | ApprovalRequest,
 ) -> HttpResponse:
-    """HTMX: a fresh form, the new balance and the new rows. Otherwise back to the page,
-    which says what was done."""
+    """HTMX: a fresh form, the new balance and the new rows (or, for a request, the notice
+    that it waits, 202). Otherwise back to the page, which says what was done."""
+    waiting = result if isinstance(result, ApprovalRequest) else None
     if request.htmx:
         fresh_form = type(form)()  # with a new idempotency key
         after = _entry_id(request.POST.get("after"))
-        after = entry.pk - 1 if after is None else after
+        if after is None and waiting is None:
+            after = result.pk - 1
         # The page's history filters come along with `after` (hx-include="#poller input").
         filters = HistoryFilter(request.POST, account=account)
-        response = _updates(
-            request, account, after, filters, form=fresh_form, kind=kind, done=entry
-        )
+        done = {"waiting": waiting} if waiting else {"done": result}
+        response = _updates(request, account, after, filters, form=fresh_form, kind=kind, **done)
+        if waiting and waiting.state == ApprovalRequest.State.PENDING:
+            response.status_code = 202  # Accepted: it waits for another holder
     else:
-        text = f"{entry.summary}. The balance is now {money(account.balance)}."
-        if entry.replayed:
+        if isinstance(result, ApprovalRequest):
+            text = f"{result.describe()}: {result.outcome()}"
+        else:
+            text = f"{result.summary}. The balance is now {money(account.balance)}."
+        if result.replayed:
             text = f"Already applied, nothing new was done: {text}"
         messages.success(request, text)
         response = HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
-    if entry.replayed:
+    if result.replayed:
         response["Idempotent-Replayed"] = "true"
     return response
+
+
+# --- Shared control: rules and approval requests ---------------------------------------------
+
+
+@login_required
+@require_POST
+def rules(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    account = get_account_for_holder(request, pk)
+    form = RulesForm(request.POST)
+    if not form.is_valid():
+        return _rules_response(request, account, form, status=422)
+    before = (account.approval_threshold, account.daily_limit)
+    try:
+        waiting = account.set_rules(
+            form.cleaned_data["approval_threshold"],
+            form.cleaned_data["daily_limit"],
+            by=request.user,
+            idempotency_key=form.cleaned_data["idempotency_key"],
+        )
+    except AccountError as error:
+        form.add_error(error.field, str(error))
+        return _refused(_rules_response(request, account, form), error)
+    applied = (account.approval_threshold, account.daily_limit) != before
+    parts = ["The rules are saved." if applied else ""]
+    if waiting:
+        parts.append(f"{waiting.describe()}: {waiting.outcome()}")
+    message = " ".join(part for part in parts if part) or "The rules are unchanged."
+    status = 202 if waiting and waiting.state == ApprovalRequest.State.PENDING else 200
+    if request.htmx:
+        response = _rules_response(request, account, _rules_form(account), rules_done=message)
+        response.status_code = status
+        return response
+    messages.success(request, message)
+    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+
+
+def _rules_form(account: Account) -> RulesForm:
+    return RulesForm(
+        initial={
+            "approval_threshold": account.approval_threshold,
+            "daily_limit": account.daily_limit,
+        }
+    )
+
+
+def _rules_response(request, account, form, status=200, **extra) -> HttpResponse:
+    """HTMX: the rules form, with the rules now and the requests out of band; else the page."""
+    if request.htmx:
+        after = _entry_id(request.POST.get("after"))
+        filters = HistoryFilter(request.POST, account=account)
+        response = _updates(
+            request, account, after, filters, template="#rules_done", rules_form=form, **extra
+        )
+    else:
+        response = render(request, PAGE, _page_context(request, account, rules_form=form))
+    response.status_code = status
+    return response
+
+
+@login_required
+@require_POST
+def approve_request(request: HtmxHttpRequest, pk: int, request_pk: int) -> HttpResponse:
+    return _decide(request, pk, request_pk, Account.approve, "Approved")
+
+
+@login_required
+@require_POST
+def reject_request(request: HtmxHttpRequest, pk: int, request_pk: int) -> HttpResponse:
+    return _decide(request, pk, request_pk, Account.reject, "Rejected")
+
+
+@login_required
+@require_POST
+def cancel_request(request: HtmxHttpRequest, pk: int, request_pk: int) -> HttpResponse:
+    return _decide(request, pk, request_pk, Account.cancel, "Cancelled")
+
+
+def _decide(
+    request: HtmxHttpRequest,
+    pk: int,
+    request_pk: int,
+    decide: Callable[..., ApprovalRequest],
+    verb: str,
+) -> HttpResponse:
+    """`decide` (Account.approve, reject or cancel) on one of this account's requests.
+    HTMX: the requests, balance and history, all out of band; else back to the page."""
+    account = get_account_for_holder(request, pk)
+    approval = get_object_or_404(account.approval_requests, pk=request_pk)
+    try:
+        decided = decide(account, approval, by=request.user)
+    except AccountError as error:
+        account.refresh_from_db()  # an expired request was voided meanwhile
+        if request.htmx and isinstance(error, (OwnRequest, NotYourRequest)):
+            # 403: htmx reloads the page (HX-Refresh), which then says why.
+            messages.error(request, str(error))
+        return _refused(_decision_response(request, account, decision_error=error), error)
+    message = f"{verb}: {decided.describe()}."
+    if decided.entry_id:
+        message += f" The balance is now {money(account.balance)}."
+    if request.htmx:
+        return _decision_response(request, account, decided=message)
+    messages.success(request, message)
+    return HttpResponseSeeOther(reverse("accounts:detail", args=[account.pk]))
+
+
+def _decision_response(request, account, **extra) -> HttpResponse:
+    if request.htmx:
+        after = _entry_id(request.POST.get("after"))
+        filters = HistoryFilter(request.POST, account=account)
+        return _updates(request, account, after, filters, **extra)
+    return render(request, PAGE, _page_context(request, account, **extra))
 
 
 @login_required
@@ -274,11 +427,14 @@ def statement(request: HtmxHttpRequest, pk: int) -> HttpResponse | StreamingHttp
     return response
 
 
-def _updates(request, account, after, filters, form=None, kind=None, done=None) -> HttpResponse:
-    """The new balance, the poller's new state and the history rows newer than `after` that
-    the page's filters match, all swapped out of band; with `form`, the reset money form in
-    front of them."""
-    context = {"account": account, "form": form, "kind": kind, "done": done, "filters": filters}
+def _updates(
+    request, account, after, filters, form=None, kind=None, template=None, **extra
+) -> HttpResponse:
+    """The new balance, the requests, the rules, the poller's new state and the history rows
+    newer than `after` that the page's filters match, all swapped out of band; with `form`,
+    the money form in front of them (`template`: another partial in front of them instead)."""
+    context = {"account": account, "form": form, "kind": kind, "filters": filters, **extra}
+    context.update(_approvals_context(account))
     context["targets"] = _transfer_targets(request, account)  # lazy: read if the form shows
     if after is not None:
         entries = _entries(account).filter(pk__gt=after)
@@ -292,12 +448,22 @@ def _updates(request, account, after, filters, form=None, kind=None, done=None) 
         context["newest_id"] = new_entries[0].pk if new_entries else after
     context["chart"] = balance_chart(account)
     context["contributions"] = contributions(account)
-    template = PAGE + ("#money_done" if form is not None else "#updates")
-    return render(request, template, context)
+    template = template or ("#money_done" if form is not None else "#updates")
+    return render(request, PAGE + template, context)
 
 
 def _entries(account):
-    return account.entries.select_related("created_by__profile", "counterparty").order_by("-pk")
+    related = ["created_by__profile", "counterparty", "approved_by__profile"]
+    return account.entries.select_related(*related).order_by("-pk")
+
+
+def _approvals_context(account: Account) -> dict:
+    """The requests the page lists, and the available balance as the next withdrawal will
+    see it: requests past their expiry hold nothing any more, even before they are voided."""
+    approvals = list(account.approval_requests.for_page())
+    pending = ApprovalRequest.State.PENDING
+    held = sum((a.hold for a in approvals if a.effective_state == pending), Decimal("0.00"))
+    return {"approvals": approvals, "held": held, "available": account.balance - held}
 
 
 def _transfer_targets(request, account):
@@ -348,8 +514,12 @@ def _page_context(request, account, before=None, filters=None, **forms):
         context["newest_id"] = _newest_id(context)
     context.update(
         deposit_form=forms.get("deposit_form") or AmountForm(),
-        withdraw_form=forms.get("withdraw_form") or AmountForm(),
+        withdraw_form=forms.get("withdraw_form") or WithdrawForm(),
         transfer_form=forms.get("transfer_form") or TransferForm(),
+        rules_form=forms.get("rules_form") or _rules_form(account),
+        confirm=forms.get("confirm"),
+        decision_error=forms.get("decision_error"),
+        **_approvals_context(account),
         targets=_transfer_targets(request, account),
         before=before,
         **_sharing_context(account, forms.get("invite_form")),
@@ -410,12 +580,13 @@ def _refused(response: HttpResponse, error: AccountError) -> HttpResponse:
     the 404 every non-holder gets. A refused amount is the input's fault (422), and so is one
     account more than a user may hold; an invitation over a rate limit is 429, with
     Retry-After saying when one more is allowed; the others are about the account's or the
-    invitation's state (409: closed, full, busy, last holder, money left...), except a wrong
-    invitee (403) and a used invitation (410).
+    invitation's state (409: closed, full, busy, last holder, money left, a request answered
+    already, money moved since the page was shown...), except a wrong invitee, or a holder
+    answering a request that is not theirs to answer (403), and a used invitation (410).
     """
     if isinstance(error, NotAHolder):
         raise Http404("You do not hold this account.")
-    if isinstance(error, WrongInvitee):
+    if isinstance(error, (WrongInvitee, OwnRequest, NotYourRequest)):
         response.status_code = 403
     elif isinstance(error, InvitationNotPending):
         response.status_code = 410  # Gone: expired, revoked, declined or already used

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -365,6 +367,15 @@ JOINTBANK_STATEMENT_TIMEOUT = env("JOINTBANK_STATEMENT_TIMEOUT", "10s")
 # Holders per joint account, checked when an invitation is sent and again, under the
 # account's row lock, when it is accepted.
 JOINTBANK_MAX_HOLDERS = 10
+# How long a request waits for another holder's approval before it expires and its hold is
+# released: a number with a unit, "48h", "90m", "2d", "30s".
+_ttl = re.fullmatch(r"([0-9]{1,6})([smhd])", env("JOINTBANK_APPROVAL_TTL", "48h").strip())
+if not _ttl or int(_ttl[1]) == 0:
+    raise ImproperlyConfigured(
+        "JOINTBANK_APPROVAL_TTL must be a positive number with a unit: 48h, 90m, 2d or 30s."
+    )
+_unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[_ttl[2]]
+JOINTBANK_APPROVAL_TTL = timedelta(**{_unit: int(_ttl[1])})
 
 # --- Limits against flooding: invitation e-mails and accounts ---------------------------------
 # Invitations are e-mails from the bank's address: each holder may send this many an hour, and

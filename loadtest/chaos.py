@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import os
 import random
 import re
 import subprocess
@@ -23,6 +24,14 @@ from . import checker, faults, stack
 from .client import Browser
 
 CLIENTS_PER_USER = 4
+# Requests expire this soon in a chaos run (the servers and the job get it), so that expiry
+# races the clients' approvals too; the job runs every EXPIRE_EVERY seconds, as the worker
+# would run it every minute.
+APPROVAL_TTL = "12s"
+EXPIRE_EVERY = 3.0
+# The fixture's approval threshold (loadtest/fixtures.py): "request" operations ask for more.
+THRESHOLD = Decimal("500.00")
+DECISION_URL = re.compile(r'action="(/accounts/[0-9]+/requests/([0-9]+)/(approve|reject|cancel)/)"')
 REQUEST_TIMEOUT = 10.0  # a SIGSTOPped worker holds its requests this long before we give up
 RETRIES = 6
 DATA_BALANCE = re.compile(r'data-balance="([0-9.]+)"')
@@ -40,11 +49,13 @@ class Attempt:
 class Operation:
     id: int
     kind: str  # deposit | withdraw | overdraw (a withdrawal the balance cannot cover) | transfer
-    #            | read
+    #            | request (a withdrawal above the threshold: it waits for approval) | read
+    #            | decide (approve, reject or cancel a pending request seen on the page)
     account: int
     instance: int
     amount: Decimal | None = None
-    target: int | None = None  # a transfer's receiving account
+    target: int | None = None  # a transfer's receiving account; the request a decision answers
+    action: str = ""  # a decision's: approve | reject | cancel
     key: str = field(default_factory=lambda: str(uuid.uuid4()))
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -56,6 +67,8 @@ class Operation:
         """The (account, kind) ledger rows this operation writes when it is applied."""
         if self.kind == "transfer":
             return [(self.account, "transfer_out"), (self.target, "transfer_in")]
+        if self.kind == "decide":
+            return []
         return [(self.account, "deposit" if self.kind == "deposit" else "withdrawal")]
 
 
@@ -68,11 +81,14 @@ class Run:
         self.lock = threading.Lock()
         self.fault_log: list[dict] = []
         self.interest_log: list[str] = []
+        self.expire_log: list[str] = []
         self.stop = threading.Event()
         self.client_errors: list[str] = []
 
     # --- setup ------------------------------------------------------------------------------
     def start(self):
+        # Inherited by the servers and the jobs this run starts (stack.app_env).
+        os.environ["JOINTBANK_APPROVAL_TTL"] = APPROVAL_TTL
         base_url, self.embedded = stack.base_database_url()
         self.database_url = stack.fresh_database(base_url)
         fixture = stack.manage(
@@ -87,6 +103,7 @@ class Run:
         with stack.connect(self.database_url) as conn:
             self.baseline = conn.execute("SELECT max(id) FROM accounts_ledgerentry").fetchone()[0]
             self.keyed = checker.ledger_has_keys(conn)
+            self.approvals = checker.has_approvals(conn)
         stack.collectstatic(self.database_url)
 
     # --- clients ----------------------------------------------------------------------------
@@ -103,9 +120,11 @@ class Run:
         browser.sign_in(email, self.fixture["password"])
         while not self.stop.is_set():
             account = rng.choice(accounts)
-            # Transfers need the idempotency-key schema (the same issue brought both).
+            # Transfers need the idempotency-key schema (the same issue brought both), requests
+            # and decisions the approvals one.
             weights = [30, 30, 5, 15, 20] if self.keyed else [35, 35, 5, 0, 25]
-            kinds = ["deposit", "withdraw", "overdraw", "transfer", "read"]
+            weights += [8, 12] if self.approvals else [0, 0]
+            kinds = ["deposit", "withdraw", "overdraw", "transfer", "read", "request", "decide"]
             kind = rng.choices(kinds, weights)[0]
             with self.lock:
                 op = Operation(next(self.ids), kind, account, instance)
@@ -115,8 +134,12 @@ class Run:
             if kind == "read":
                 self.read_balance(browser, op)
                 continue
+            if kind == "decide":
+                self.decide(browser, op, rng)
+                continue
             cents = Decimal(op.id) / 100
             op.amount = cents + (Decimal("900000.00") if kind == "overdraw" else 0)
+            op.amount += THRESHOLD if kind == "request" else 0
             self.change_balance(browser, op)
 
     def change_balance(self, browser, op):
@@ -134,6 +157,42 @@ class Run:
             if op.outcome != "unknown" or not self.keyed or attempt == RETRIES:
                 return
             time.sleep(min(0.2 * 2**attempt, 3.0))
+
+    def decide(self, browser, op, rng):
+        """Answer one of the pending requests the page offers this user (approve or reject
+        another holder's, cancel their own); retried as it is, with nothing to find, when
+        the outcome is unknown: a second answer to one request is refused (409)."""
+        try:
+            page = browser.request("GET", f"/accounts/{op.account}/balance/", htmx=True)
+        except (OSError, http.client.HTTPException):
+            page = None
+        offered = DECISION_URL.findall(page.body) if page and page.status == 200 else []
+        if not offered:
+            return  # nothing to answer: without attempts, the checker leaves it out
+        url, request_id, op.action = rng.choice(offered)
+        op.target = int(request_id)
+        for attempt in range(RETRIES + 1):
+            self.attempt(op, lambda: browser.request("POST", url, {}, htmx=True))
+            if op.outcome != "unknown" or attempt == RETRIES:
+                return
+            time.sleep(min(0.2 * 2**attempt, 3.0))
+
+    def expire_requests(self):
+        """The scheduled job: void expired requests every few seconds while clients answer
+        them."""
+        while not self.stop.wait(EXPIRE_EVERY):
+            self.run_expire_job()
+
+    def run_expire_job(self):
+        result = subprocess.run(
+            [stack.PYTHON, "manage.py", "expire_requests"],
+            cwd=stack.ROOT,
+            env=stack.app_env(self.database_url),
+            capture_output=True,
+            text=True,
+        )
+        last = (result.stdout or result.stderr).strip().splitlines()[-1:]
+        self.expire_log.append(f"exit {result.returncode} {last}")
 
     def read_balance(self, browser, op):
         def read():
@@ -221,6 +280,8 @@ class Run:
                 threading.Thread(target=self.inject_faults),
                 threading.Thread(target=self.post_interest),
             ]
+            if self.approvals:
+                side.append(threading.Thread(target=self.expire_requests))
             for thread in threads + side:
                 thread.start()
             time.sleep(self.args.seconds)
@@ -228,6 +289,11 @@ class Run:
             for thread in threads + side:
                 thread.join(timeout=REQUEST_TIMEOUT * (RETRIES + 2))
             self.ended = time.monotonic()
+        if self.approvals:
+            # Once the clients stopped and the last requests are past their expiry: nothing
+            # may stay pending, held or half-decided.
+            time.sleep(stack_seconds(APPROVAL_TTL))
+            self.run_expire_job()
         with stack.connect(self.database_url) as conn:
             report = checker.check(self, conn)
         print(report.text)
@@ -237,6 +303,12 @@ class Run:
 def _classify(response) -> str:
     if response.status >= 500:
         return "unknown"
-    if response.status == 200 and "HX-Redirect" not in response.headers:
+    # 202: a request made, waiting for approval.
+    if response.status in (200, 202) and "HX-Redirect" not in response.headers:
         return "ok"
     return "rejected"
+
+
+def stack_seconds(duration: str) -> float:
+    """ "12s" -> 12.0 (the TTL format, seconds only here)."""
+    return float(duration.rstrip("s"))

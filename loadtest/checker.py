@@ -26,6 +26,15 @@ def ledger_has_keys(conn) -> bool:
     )
 
 
+def has_approvals(conn) -> bool:
+    """Whether the schema has approval requests (and accounts their holds)."""
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = 'accounts_approvalrequest'"
+        ).fetchone()
+    )
+
+
 def _signed(kind, amount):
     return amount if kind in CREDITS else -amount
 
@@ -44,9 +53,20 @@ def check(run, conn, keyed: bool | None = None) -> Report:
     postings = conn.execute(
         "SELECT account_id, period, entry_id FROM accounts_interestposting"
     ).fetchall()
+    approvals = has_approvals(conn)
+    requests, held = [], {}
+    if approvals:
+        requests = conn.execute(
+            "SELECT id, account_id, idempotency_key::text, state, amount, entry_id, "
+            "expires_at < now() FROM accounts_approvalrequest"
+        ).fetchall()
+        held = dict(conn.execute("SELECT id, held FROM accounts_account").fetchall())
+    # An approved request's entry carries no key of its own: it is the request's operation's.
+    key_of_entry = {entry: key for _, _, key, _, _, entry, _ in requests if entry is not None}
 
     # --- find every operation in the ledger ---------------------------------------------------
-    money_ops = [op for op in run.operations if op.kind != "read" and op.attempts]
+    money_ops = [op for op in run.operations if op.kind not in ("read", "decide") and op.attempts]
+    decisions = [op for op in run.operations if op.kind == "decide" and op.attempts]
     reads = [op for op in run.operations if op.kind == "read" and op.attempts]
     found = defaultdict(list)  # op id -> ledger rows
     by_key = {op.key: op for op in money_ops}
@@ -62,6 +82,7 @@ def check(run, conn, keyed: bool | None = None) -> Report:
         if kind == "interest":
             interest_rows[entry_id] = row
             continue
+        key = key or key_of_entry.get(entry_id)
         op = by_key.get(key) if keyed else by_amount.get((account, kind, amount))
         if op is None or (account, kind) not in op.expected_rows() or op.amount != amount:
             phantoms.append(entry_id)
@@ -69,7 +90,10 @@ def check(run, conn, keyed: bool | None = None) -> Report:
             found[op.id].append((account, kind))
 
     outcomes = Counter(op.outcome for op in money_ops)
-    lost = [op for op in money_ops if op.outcome == "ok" and not found[op.id]]
+    # A request that was made (202) moves money only once approved: see the request checks.
+    lost = [
+        op for op in money_ops if op.outcome == "ok" and not found[op.id] and op.kind != "request"
+    ]
     duplicated = [op for op in money_ops if len(found[op.id]) > len(op.expected_rows())]
     # A transfer whose two sides did not both commit: money created or destroyed.
     half_applied = [
@@ -88,6 +112,36 @@ def check(run, conn, keyed: bool | None = None) -> Report:
     recovered = [op for op in ever_unknown if len(found[op.id]) == len(op.expected_rows())]
     unknown_not_applied = [op for op in ever_unknown if not found[op.id]]
     overdraw_ok = [op for op in money_ops if op.kind == "overdraw" and op.outcome == "ok"]
+
+    # --- approval requests ----------------------------------------------------------------
+    request_of_key = {key: row for row in requests for key in [row[2]] if key}
+    request_ops = [op for op in money_ops if op.kind == "request"]
+    requests_lost = [
+        op for op in request_ops if op.outcome == "ok" and op.key not in request_of_key
+    ]
+    requests_unasked = [
+        op for op in request_ops if op.outcome == "rejected" and op.key in request_of_key
+    ]
+    approved_without_entry = [r[0] for r in requests if (r[3] == "approved") != (r[5] is not None)]
+    stuck = [r[0] for r in requests if r[3] == "pending" and r[6]]
+    pending_holds = defaultdict(lambda: Decimal("0.00"))
+    for _, account, _, state, amount, _, _ in requests:
+        if state == "pending" and amount is not None:
+            pending_holds[account] += amount
+    holds_off = [
+        f"account {account}: held {amount} ≠ Σ pending {pending_holds[account]}"
+        for account, amount in held.items()
+        if amount != pending_holds[account]
+    ]
+    state_of = {r[0]: r[3] for r in requests}
+    done_state = {"approve": "approved", "reject": "rejected", "cancel": "cancelled"}
+    decided_ok = [op for op in decisions if op.outcome == "ok"]
+    decided_twice = [
+        request for request, count in Counter(op.target for op in decided_ok).items() if count > 1
+    ]
+    decision_not_in_effect = [
+        op for op in decided_ok if state_of.get(op.target) != done_state[op.action]
+    ]
 
     # --- invariants -------------------------------------------------------------------------
     per_account = defaultdict(list)
@@ -150,6 +204,16 @@ def check(run, conn, keyed: bool | None = None) -> Report:
         ("accounts with a negative balance", negatives),
         ("interest posted twice for one period", interest_twice),
         ("interest entries without a posting", interest_unexplained),
+        ("requests answered 202 but not stored (lost)", requests_lost),
+        ("requests refused yet stored", requests_unasked),
+        (
+            "requests whose entry does not match their state (approved ⇔ one entry)",
+            approved_without_entry,
+        ),
+        ("requests still pending past their expiry after the job ran (stuck)", stuck),
+        ("accounts whose held ≠ Σ pending holds", holds_off),
+        ("requests answered ok more than once", decided_twice),
+        ("answers that were ok but are not the request's state", decision_not_in_effect),
         ("client threads that failed", run.client_errors),
     ]:
         if items:
@@ -184,6 +248,18 @@ def check(run, conn, keyed: bool | None = None) -> Report:
         ("interest entries", len(interest_rows), f"for {len(postings)} account-months"),
         ("interest posted twice", len(interest_twice), ""),
     ]
+    if approvals:
+        states = Counter(r[3] for r in requests)
+        answers = Counter(f"{op.action} {op.outcome}" for op in decisions)
+        figures += [
+            ("requests made", len(requests), ", ".join(f"{n} {s}" for s, n in states.items())),
+            ("answers", len(decisions), ", ".join(f"{n} {a}" for a, n in sorted(answers.items()))),
+            ("requests lost", len(requests_lost), ""),
+            ("approved ≠ one entry", len(approved_without_entry), "requests"),
+            ("stuck past expiry", len(stuck), "requests"),
+            ("held ≠ Σ pending holds", len(holds_off), "accounts"),
+            ("answered twice", len(decided_twice), "requests"),
+        ]
     lines = [
         f"chaos run: {seconds:.1f} s, {run.args.instances} gunicorn instances × "
         f"{run.args.workers} workers, {run.client_count} clients, faults: "
@@ -202,6 +278,9 @@ def check(run, conn, keyed: bool | None = None) -> Report:
         f"p99 {_pct(read_latency, 99):.0f} ms",
         f"  failed attempts by cause: {dict(details.most_common()) or 'none'}",
     ]
+    if getattr(run, "expire_log", None):
+        lines += ["", f"expire_requests (every few seconds): {len(run.expire_log)} runs, last:"]
+        lines += [f"  {run.expire_log[-1]}"]
     if run.interest_log:
         lines += ["", "post_interest (two overlapping runs):"] + [
             f"  {x}" for x in run.interest_log

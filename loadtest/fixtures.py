@@ -47,6 +47,9 @@ def main() -> None:
     accounts = []
     for name, holders in ACCOUNTS.items():
         account = Account.open(name, by=users[holders[0]])
+        # Withdrawals above $500.00 wait for the other holder (the chaos run's "request"
+        # operations); everything else the clients do stays below it.
+        account.set_rules(Decimal("500.00"), None, by=users[holders[0]])
         for email in holders[1:]:
             account.memberships.create(user=users[email])
         opening = account.deposit(START_BALANCE, by=users[holders[0]])

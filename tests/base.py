@@ -140,6 +140,10 @@ class JointAccountTestCase(TestCase):
 
     def data_balance(self, response) -> str:
         """The `data-balance` of the `#balance` element that the response carries."""
+        return self.data_attr(response, "balance", "data-balance")
+
+    def data_attr(self, response, element_id: str, attribute: str) -> str:
+        """`attribute` of the one element with id `element_id` that the response carries."""
         from html.parser import HTMLParser
 
         found = []
@@ -147,11 +151,11 @@ class JointAccountTestCase(TestCase):
         class Parser(HTMLParser):
             def handle_starttag(self, tag, attrs):
                 attrs = dict(attrs)
-                if attrs.get("id") == "balance":
-                    found.append(attrs["data-balance"])
+                if attrs.get("id") == element_id:
+                    found.append(attrs[attribute])
 
         Parser().feed(response.content.decode())
-        self.assertEqual(len(found), 1, "exactly one #balance element")
+        self.assertEqual(len(found), 1, f"exactly one #{element_id} element")
         return found[0]
 
 

@@ -25,7 +25,9 @@ from itertools import product
 
 from django.db import transaction
 from django.urls import URLResolver, get_resolver, reverse
+from django.utils import timezone
 
+from accounts.approvals import ApprovalRequest
 from accounts.models import Account, Invitation
 from tests.base import HX, JointAccountTestCase, make_user
 
@@ -46,6 +48,11 @@ MATRIX = {
     "withdraw": ("post", {"amount": "1.00"}, WRITE),
     "transfer": ("post", {"amount": "1.00", "to_account": SHARED}, WRITE),
     "statement": ("get", {}, READ),
+    "rules": ("post", {"approval_threshold": "50", "daily_limit": ""}, WRITE),
+    # bob's request, for alice to approve or reject; her own, for her to cancel.
+    "approve_request": ("post", {}, WRITE),
+    "reject_request": ("post", {}, WRITE),
+    "cancel_request": ("post", {}, WRITE),
     "invite": ("post", {"email": "new@example.com"}, WRITE),
     "revoke": ("post", {}, WRITE),
     "notifications": ("post", {"when": "never"}, WRITE),
@@ -101,6 +108,22 @@ class AuthorizationMatrixTests(JointAccountTestCase):
         cls.shared = Account.open("Shared", by=cls.alice)
         cls.shared.add_holder(cls.frank)
 
+        # Requests waiting for approval on Household, and an answered one on Old savings.
+        Account.objects.filter(pk=cls.account.pk).update(approval_threshold=Decimal("10.00"))
+        cls.bobs_request = cls.account.withdraw(Decimal("20.00"), by=cls.bob)
+        cls.alices_request = cls.account.withdraw(Decimal("30.00"), by=cls.alice)
+        now = timezone.now()
+        cls.closed_request = ApprovalRequest.objects.create(
+            account=cls.closed,
+            kind="withdrawal",
+            amount=Decimal("5.00"),
+            requested_by=cls.frank,
+            decided_by=cls.frank,
+            state="cancelled",
+            expires_at=now,
+            decided_at=now,
+        )
+
         cls.users = {"holder": cls.alice, "outsider": cls.carol, "former": cls.erin}
         cls.users["closed"] = cls.frank
 
@@ -113,6 +136,8 @@ class AuthorizationMatrixTests(JointAccountTestCase):
         }
         if pattern.name == "revoke" and closed:
             values["invitation_pk"] = self.closed_invitation.pk
+        request = self.alices_request if pattern.name == "cancel_request" else self.bobs_request
+        values["request_pk"] = (self.closed_request if closed else request).pk
         kwargs = {name: values[name] for name in pattern.pattern.converters}
         return reverse(f"{pattern.namespace}:{pattern.name}", kwargs=kwargs)
 

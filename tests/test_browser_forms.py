@@ -48,7 +48,7 @@ class MoneyFormTests(BrowserTestCase):
         page.fill("#withdraw-amount", "1000.01")
         page.click("#withdraw-form button")
         error = page.wait_for_selector("#withdraw-error")
-        self.assertEqual(error.inner_text(), "Insufficient funds: the balance is $1,000.00.")
+        self.assertEqual(error.inner_text(), "Insufficient funds: $1,000.00 available.")
         self.assertEqual(self.balance(), Decimal("1000.00"))
 
     def test_a_double_click_sends_one_request_and_writes_one_row(self):

@@ -35,7 +35,7 @@ class AccountModelTests(JointAccountTestCase):
         entries = LedgerEntry.objects.count()
         with self.assertRaises(InsufficientFunds) as raised:
             self.account.withdraw(Decimal("1000.01"), by=self.alice)
-        self.assertEqual(raised.exception.balance, Decimal("1000.00"))
+        self.assertEqual(raised.exception.available, Decimal("1000.00"))
         self.assertEqual(self.balance(), Decimal("1000.00"))
         self.assertEqual(LedgerEntry.objects.count(), entries)
 

@@ -51,8 +51,8 @@ class AccountPageTests(JointAccountTestCase):
         self.assertContains(response, "bob@example.com")
         self.assertContains(response, 'id="deposit-form"')
         self.assertContains(response, 'id="withdraw-form"')
-        # deposit, withdraw, invite and notification settings
-        self.assertContains(response, "novalidate", count=4)
+        # deposit, withdraw, rules, invite and notification settings
+        self.assertContains(response, "novalidate", count=5)
         self.assertContains(response, 'id="entry-')
 
     def test_htmx_swaps_422_responses_and_is_served_from_our_static_files(self):

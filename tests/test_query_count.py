@@ -20,12 +20,14 @@ from tests.base import JointAccountTestCase
 HX = {"HTTP_HX_REQUEST": "true"}
 
 # session, user, account (holder check), SAVEPOINT, transaction timeouts, row lock, holder
-# check and idempotency-key lookup on the locked row (one statement), UPDATE of the balance and
-# chain head with INSERT of the entry (one statement), RELEASE, the new history rows, the
-# balance chart, the "who put in what" panel: the holders, and one aggregate over their
-# running totals (not over the ledger), and after COMMIT the queueing of the notification job
-# (README, Notifications)
-HTMX_CHANGE = 14
+# check and idempotency-key lookups (the ledger's and the approval requests') on the locked row
+# (one statement), UPDATE of the balance and chain head with INSERT of the entry (one
+# statement), RELEASE, the new history rows, the approval requests (the answer redraws them with
+# the balance, as the poll does: both move the page to the account's new version), the balance
+# chart, the "who put in what" panel: the holders, and one aggregate over their running totals
+# (not over the ledger), and after COMMIT the queueing of the notification job (README,
+# Notifications)
+HTMX_CHANGE = 15
 # What runs while the row lock is held: the checks, the write, then COMMIT (here RELEASE).
 UNDER_THE_LOCK = 3
 

@@ -15,7 +15,8 @@ from accounts.models import Account
 from tests.base import JointAccountTestCase
 
 HEADER = (
-    "seq,created_at,kind,amount,balance_after,holder,idempotency_key,counterparty_account,hash,memo"
+    "seq,created_at,kind,amount,balance_after,holder,idempotency_key,counterparty_account,hash,"
+    "memo,approved_by"
 )
 
 
@@ -67,23 +68,23 @@ class StatementTests(JointAccountTestCase):
         self.assertEqual(",".join(rows[0]), HEADER)
         self.assertEqual(
             rows[1],
-            ["", "2026-01-15T00:00:00.000000Z", "opening_balance", "", "1200.00"] + [""] * 5,
+            ["", "2026-01-15T00:00:00.000000Z", "opening_balance", "", "1200.00"] + [""] * 6,
         )
         withdrawal, transfer = self.account.entries.filter(seq__in=[2, 3]).order_by("seq")
         self.assertEqual(
             rows[2],
             ["2", "2026-01-20T12:00:00.000000Z", "withdrawal", "-84.20", "1115.80"]
-            + ["bob@example.com", "", "", withdrawal.hash, ""],
+            + ["bob@example.com", "", "", withdrawal.hash, "", ""],
         )
         self.assertEqual(
             rows[3],
             ["3", "2026-01-20T12:00:00.000000Z", "transfer_out", "-15.80", "1100.00"]
             # A memo that a spreadsheet would run as a formula stays text.
-            + ["alice@example.com", "", str(self.savings.pk), transfer.hash, "'=1+1"],
+            + ["alice@example.com", "", str(self.savings.pk), transfer.hash, "'=1+1", ""],
         )
         self.assertEqual(
             rows[4],
-            ["", "2026-01-31T23:59:59.999999Z", "closing_balance", "", "1100.00"] + [""] * 5,
+            ["", "2026-01-31T23:59:59.999999Z", "closing_balance", "", "1100.00"] + [""] * 6,
         )
         self.assertEqual(len(rows), 5)
 

@@ -74,7 +74,7 @@ class TransferTests(JointAccountTestCase):
         for headers in (HX, {}):
             response = self.transfer(amount="1000.01", headers=headers)
             self.assertContains(
-                response, "Insufficient funds: the balance is $1,000.00.", status_code=422
+                response, "Insufficient funds: $1,000.00 available.", status_code=422
             )
         self.assertEqual(self.balances(), (Decimal("1000.00"), Decimal("50.00")))
         self.assertEqual(LedgerEntry.objects.count(), self.entries)

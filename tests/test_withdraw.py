@@ -23,13 +23,11 @@ class WithdrawTests(JointAccountTestCase):
         self.client.post(self.url("withdraw"), {"amount": "1000.00"}, **HX)
         self.assertEqual(self.balance(), Decimal("0.00"))
 
-    def test_it_refuses_more_than_the_balance_and_names_the_balance(self):
+    def test_it_refuses_more_than_the_available_balance_and_names_it(self):
         entries = LedgerEntry.objects.count()
         response = self.client.post(self.url("withdraw"), {"amount": "1000.01"}, **HX)
 
-        self.assertContains(
-            response, "Insufficient funds: the balance is $1,000.00.", status_code=422
-        )
+        self.assertContains(response, "Insufficient funds: $1,000.00 available.", status_code=422)
         self.assertEqual(self.balance(), Decimal("1000.00"))
         self.assertEqual(LedgerEntry.objects.count(), entries)
 

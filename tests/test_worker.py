@@ -21,8 +21,9 @@ from procrastinate.contrib.django.models import (
     ProcrastinateWorker,
 )
 
+from accounts.approvals import ApprovalRequest
 from accounts.models import Account, InterestPosting, LedgerEntry
-from accounts.tasks import post_monthly_interest
+from accounts.tasks import expire_approval_requests, post_monthly_interest
 from notifications.tasks import notify_holders
 from tests.backdate import backdate
 from tests.base import empty_the_queue, make_user
@@ -232,3 +233,29 @@ class StopTests(WorkerTestCase):
                 [holder.info.backend_pid],
             )
             return cursor.fetchone()[0]
+
+
+class ExpiryJobTests(WorkerTestCase):
+    def test_a_running_worker_voids_expired_requests_every_minute(self):
+        bob = make_user("bob@example.com")
+        account = Account.open("Household", by=self.alice)
+        account.add_holder(bob)
+        account.deposit(Decimal("1000.00"), by=self.alice)
+        account.set_rules(Decimal("100.00"), None, by=self.alice)
+        request = account.withdraw(Decimal("150.00"), by=self.alice)
+        fresh = account.withdraw(Decimal("120.00"), by=bob)
+        # Expired in the worker's time: its clock starts 20 s before a minute's tick.
+        ApprovalRequest.objects.filter(pk=request.pk).update(
+            expires_at=datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
+        )
+        worker = self.start_worker(clock="2026-01-31 23:59:40")
+        jobs = ProcrastinateJob.objects.filter(task_name=expire_approval_requests.name)
+        self.wait_until(lambda: jobs.filter(status="succeeded").exists(), "the expiry job")
+        self.assertEqual(worker.stop(), 0, worker.log)
+
+        request.refresh_from_db()
+        fresh.refresh_from_db()
+        self.assertEqual((request.state, fresh.state), ("expired", "pending"))
+        account.refresh_from_db()
+        self.assertEqual(account.held, Decimal("120.00"))
+        call_command("verify_ledger", stdout=StringIO())

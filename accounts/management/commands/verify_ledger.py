@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.db.models import Sum
 
 from accounts.contributions import ZERO, this_month
 from accounts.models import GENESIS_HASH, Account, LedgerEntry, MonthlyContribution, chain_hash
@@ -26,8 +27,9 @@ class Command(BaseCommand):
     help = (
         "Check the ledger of every account (or --account ID): the balance equals the sum of "
         "the signed amounts, each balance_after, seq without gaps, the hash chain, the "
-        "pairing of transfers and the per-holder monthly totals. Exits 1 and names the first "
-        "bad entry when anything is off."
+        "pairing of transfers, the per-holder monthly totals, and that the amount held equals "
+        "the pending requests' holds. Exits 1 and names the first bad entry when anything is "
+        "off."
     )
 
     def add_arguments(self, parser):
@@ -98,7 +100,19 @@ def check_ledger(account) -> tuple[int, str | None]:
         return seq, (
             f"the account's chain head (seq {account.last_seq}) is not its newest entry (seq {seq})"
         )
-    return seq, _totals_problem(account, totals)
+    return seq, _totals_problem(account, totals) or _holds_problem(account)
+
+
+def _holds_problem(account) -> str | None:
+    """What the account holds for approval requests must be what its pending ones hold."""
+    pending = account.approval_requests.pending()
+    holds = pending.aggregate(total=Sum("amount"))["total"] or Decimal("0.00")
+    if account.held != holds:
+        return (
+            f"the account holds {account.held} for pending requests, but their amounts add up "
+            f"to {holds}"
+        )
+    return None
 
 
 def _totals_problem(account, totals) -> str | None:

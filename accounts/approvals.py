@@ -1,0 +1,301 @@
+"""Shared control: the rules of an account and the requests that wait for another holder.
+
+A withdrawal or transfer above the account's approval threshold, or beyond the holder's daily
+limit, does not move money: it becomes a pending `ApprovalRequest` and a *hold* on the amount
+(`Account.held`, so the available balance is `balance - held`). Another holder approves it
+(the ledger entry is posted and the hold released, in one transaction) or rejects it; the
+requester can cancel it; after `JOINTBANK_APPROVAL_TTL` it expires. Loosening a rule while
+other holders exist is a request too, holding nothing.
+
+Every state change happens under the account's row lock (`Account.lock()`) and is checked on
+the row read under it, so an approval, a rejection, a cancellation and an expiry arriving at
+the same instant leave exactly one final state, and money moves at most once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from .errors import (
+    NotYourRequest,
+    OwnRequest,
+    RequestNotPending,
+)
+from .formatting import clock, money
+
+if TYPE_CHECKING:
+    from .models import Account, LedgerEntry
+
+# Requests answered this recently are still listed on the account page.
+RECENT = timedelta(days=7)
+
+
+def _money_field(**kwargs):
+    # The same column as the balance (models.money_field); spelled out to avoid an import
+    # cycle, since models.py imports this module.
+    return models.DecimalField(max_digits=14, decimal_places=2, **kwargs)
+
+
+class ApprovalRequestQuerySet(models.QuerySet):
+    def pending(self):
+        """Stored as pending (expired ones included until they are voided)."""
+        return self.filter(state=ApprovalRequest.State.PENDING)
+
+    def due(self, now: datetime | None = None):
+        """Pending but past their expiry: to be voided."""
+        return self.pending().filter(expires_at__lte=now or timezone.now())
+
+    def for_page(self, now: datetime | None = None):
+        """What the account page lists: pending first (oldest first), then those answered in
+        the last 7 days (newest first)."""
+        now = now or timezone.now()
+        recent = Q(state=ApprovalRequest.State.PENDING) | Q(decided_at__gte=now - RECENT)
+        pending_first = models.Case(
+            models.When(state=ApprovalRequest.State.PENDING, then=0), default=1
+        )
+        return (
+            self.filter(recent)
+            .select_related("requested_by__profile", "decided_by__profile", "target")
+            .order_by(pending_first, "-decided_at", "created_at", "pk")
+        )
+
+
+class ApprovalRequest(models.Model):
+    class Kind(models.TextChoices):
+        WITHDRAWAL = "withdrawal", "Withdrawal"
+        TRANSFER = "transfer", "Transfer"
+        RULES = "rules", "Rules"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "pending"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        CANCELLED = "cancelled", "cancelled"
+        EXPIRED = "expired", "expired"
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Withdrawals and transfers: the amount, held from the moment the request exists.
+    amount = _money_field(null=True, blank=True)
+    target = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Rules: which rule changes, and to what (None: off). A request changes only the rules it
+    # loosens; tightening the other one in the same form applied at once.
+    sets_threshold = models.BooleanField(default=False)
+    new_threshold = _money_field(null=True, blank=True)
+    sets_daily_limit = models.BooleanField(default=False)
+    new_daily_limit = _money_field(null=True, blank=True)
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="approval_decisions",
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # What it is for, as the requester typed it (models.checked_memo); the posted entry gets it.
+    memo = models.CharField(max_length=140, blank=True, default="")  # models.MEMO_MAX_LENGTH
+    # The key of the form that asked: the same form sent twice makes one request.
+    idempotency_key = models.UUIDField(null=True, blank=True)
+    # The ledger entry posted when a withdrawal or transfer was approved (the transfer_out).
+    entry = models.OneToOneField(
+        "accounts.LedgerEntry",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="approval_request",
+    )
+
+    objects = ApprovalRequestQuerySet.as_manager()
+
+    # Set on the request returned for a repeated idempotency key: it was made earlier.
+    replayed = False
+    # Why it needs approval, on a request just made ("above the $100.00 approval threshold").
+    reason = ""
+
+    class Meta:
+        constraints = [
+            # Key first: the index also answers "which request has this key?" alone.
+            models.UniqueConstraint(
+                fields=["idempotency_key", "account"], name="approval_one_request_per_key"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="rules", amount__isnull=True, target__isnull=True)
+                    | Q(kind="withdrawal", amount__gt=0, target__isnull=True)
+                    | Q(kind="transfer", amount__gt=0, target__isnull=False)
+                ),
+                name="approval_kind_fields",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="pending", decided_at__isnull=True)
+                | Q(~Q(state="pending"), decided_at__isnull=False),
+                name="approval_decided_at_iff_final",
+            ),
+            models.CheckConstraint(
+                condition=Q(entry__isnull=True) | Q(state="approved"),
+                name="approval_entry_only_when_approved",
+            ),
+        ]
+        indexes = [
+            # The page's list and the holds of one account.
+            models.Index(fields=["account", "state"], name="approval_account_state"),
+            # The expiry job: pending requests by expiry time, whatever the account.
+            models.Index(
+                fields=["expires_at"], condition=Q(state="pending"), name="approval_pending_due"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.describe()} on {self.account} ({self.state})"
+
+    @property
+    def hold(self) -> Decimal:
+        """What this request keeps out of the available balance while it is pending."""
+        return self.amount if self.kind != self.Kind.RULES else Decimal("0.00")
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
+    def effective_state(self) -> str:
+        """The state as the page shows it: a pending request past its expiry is expired even
+        before the job or the next action on the account voids it."""
+        if self.state == self.State.PENDING and self.is_expired:
+            return self.State.EXPIRED
+        return self.state
+
+    def describe(self) -> str:
+        """ "Withdraw $150.00", "Transfer $20.00 to Savings", "Rules: approval threshold
+        $1,000.00, daily limit off"."""
+        if self.kind == self.Kind.WITHDRAWAL:
+            return f"Withdraw {money(self.amount)}"
+        if self.kind == self.Kind.TRANSFER:
+            return f"Transfer {money(self.amount)} to {self.target}"
+        changes = []
+        if self.sets_threshold:
+            changes.append(f"approval threshold {_rule(self.new_threshold)}")
+        if self.sets_daily_limit:
+            changes.append(f"daily limit {_rule(self.new_daily_limit)}")
+        return "Rules: " + ", ".join(changes)
+
+    def outcome(self) -> str:
+        """What became of it, as the requester reads it after asking."""
+        if self.effective_state == self.State.PENDING:
+            why = f" ({self.reason})" if self.reason else ""
+            held = " The amount is held meanwhile." if self.hold else ""
+            return f"waiting for another holder's approval{why}.{held}"
+        if self.effective_state == self.State.EXPIRED:
+            return "it expired without an answer; nothing was done."
+        who = self.decided_by.email if self.decided_by else "someone"
+        return f"{self.state} by {who}."
+
+    def check_decidable_by(self, user, *, approving: bool) -> None:
+        """Raise unless `user` may approve (or reject) this request now: a holder other than
+        the requester, while it is pending. Call it on the row read under the lock."""
+        if self.requested_by_id == user.pk:
+            raise OwnRequest(approving=approving)
+        self.check_pending()
+
+    def check_cancellable_by(self, user) -> None:
+        if self.requested_by_id != user.pk:
+            raise NotYourRequest()
+        self.check_pending()
+
+    def check_pending(self) -> None:
+        if self.state != self.State.PENDING:
+            raise RequestNotPending(self)
+
+    def settle(self, state: str, by=None, entry: LedgerEntry | None = None) -> None:
+        """Give this pending request its final state. The caller holds the account's lock,
+        read this row under it, and releases the hold on the account row."""
+        self.state, self.decided_by, self.decided_at, self.entry = state, by, timezone.now(), entry
+        self.save(update_fields=["state", "decided_by", "decided_at", "entry"])
+
+
+def _rule(value: Decimal | None) -> str:
+    return "off" if value is None else money(value)
+
+
+def expiry_from(now: datetime) -> datetime:
+    return now + settings.JOINTBANK_APPROVAL_TTL
+
+
+def local_day_start(now: datetime) -> datetime:
+    """Midnight of today in TIME_ZONE: daily limits count from there."""
+    local = timezone.localtime(now)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def spent_today(locked_account: Account, by, now: datetime) -> Decimal:
+    """What `by` withdrew or transferred out of the account today without approval. One
+    query on the ledger's `ledger_outgoing_by_holder` index; the caller holds the lock, so
+    no outgoing entry of this account commits between this sum and the decision."""
+    from .models import LedgerEntry
+
+    total = LedgerEntry.objects.filter(
+        account=locked_account,
+        created_by=by,
+        kind__in=LedgerEntry.DEBITS,
+        approved_by__isnull=True,
+        created_at__gte=local_day_start(now),
+    ).aggregate(total=Sum("amount"))["total"]
+    return total or Decimal("0.00")
+
+
+def approval_reason(locked_account: Account, amount: Decimal, by, now: datetime) -> str | None:
+    """Why `by` taking `amount` out of the locked account needs another holder's approval,
+    or None. Rules bind only while someone else holds the account: alone, a holder could
+    loosen them at once anyway, and nobody could approve."""
+    threshold, limit = locked_account.approval_threshold, locked_account.daily_limit
+    if threshold is None and limit is None:
+        return None
+    if not locked_account.memberships.current().exclude(user=by).exists():
+        return None
+    if threshold is not None and amount > threshold:
+        return f"above the {money(threshold)} approval threshold"
+    if limit is not None:
+        spent = spent_today(locked_account, by, now)
+        if spent + amount > limit:
+            return (
+                f"beyond your {money(limit)} daily limit ({money(spent)} already taken out today)"
+            )
+    return None
+
+
+def loosens(old: Decimal | None, new: Decimal | None) -> bool:
+    """Whether changing a rule from `old` to `new` allows more without approval: turning
+    it off, or raising it. (None is off.)"""
+    if new is None:
+        return old is not None
+    return old is not None and new > old
+
+
+# How many of the newest entries the seen-balance guard reads to say what changed.
+SEEN_WINDOW = 20
+
+
+def what_happened(entry: LedgerEntry) -> str:
+    """ "bob@example.com withdrew $40.00 at 14:02" """
+    verb = f"withdrew {money(entry.amount)}"
+    if entry.kind == entry.Kind.TRANSFER_OUT:
+        verb = f"transferred {money(entry.amount)} to {entry.counterparty}"
+    return f"{entry.created_by.email} {verb} at {clock(entry.created_at)}"
