@@ -51,7 +51,7 @@ class ApprovalBrowserTests(BrowserTestCase):
         alice.wait_for_selector(f'{row}[data-state="approved"]', timeout=3000)
         entry = LedgerEntry.objects.get(kind="withdrawal")
         alice.wait_for_selector(f"#entry-{entry.pk}")
-        self.assertIn("approved by bob", alice.inner_text(f"#entry-{entry.pk}"))
+        self.assertIn("approved by Bob", alice.inner_text(f"#entry-{entry.pk}"))
         self.assertEqual(LedgerEntry.objects.filter(kind="withdrawal").count(), 1)
         self.assertEqual(Account.objects.get(pk=self.account.pk).balance, Decimal("850.00"))
 
