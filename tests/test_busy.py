@@ -13,6 +13,7 @@ from django.db import connection
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import reverse
 
+from accounts.approvals import ApprovalRequest
 from accounts.errors import AccountBusy
 from accounts.models import Account, InterestPosting, Invitation, LedgerEntry, Membership
 from tests.base import HX, give_authenticator, make_staff, make_user, sign_in_with_two_factor
@@ -111,9 +112,12 @@ class LockTimeoutTests(HeldLockTestCase):
 
 
 def snapshot() -> tuple:
-    """Everything a locking path could write: balances, ledger, memberships, invitations."""
+    """Everything a locking path could write: balances, holds and rules, ledger, memberships,
+    invitations, approval requests."""
+    columns = ["pk", "balance", "held", "approval_threshold", "version", "closed_at"]
     return (
-        list(Account.objects.order_by("pk").values_list("pk", "balance", "version", "closed_at")),
+        list(Account.objects.order_by("pk").values_list(*columns)),
+        list(ApprovalRequest.objects.order_by("pk").values_list("pk", "state")),
         LedgerEntry.objects.count(),
         list(Membership.objects.order_by("pk").values_list("pk", "left_at")),
         list(Invitation.objects.order_by("pk").values_list("pk", "state")),
@@ -134,6 +138,9 @@ class EveryLockingPathTests(HeldLockTestCase):
         self.to_dave, self.token = self.account.invite("dave@example.com", by=self.alice)
         self.savings.deposit(Decimal("10.00"), by=self.alice)
         self.empty = Account.open("Empty", by=self.alice)  # closable: one holder, no money
+        # alice's withdrawal above the threshold waits for bob.
+        self.account.set_rules(Decimal("100.00"), None, by=self.alice)
+        self.waiting = self.account.withdraw(Decimal("150.00"), by=self.alice)
         self.admin = make_staff("root@example.com")
 
     def assert_busy(self, account, url, data, htmx=True):
@@ -149,7 +156,7 @@ class EveryLockingPathTests(HeldLockTestCase):
         self.assertEqual(snapshot(), before)
 
     def test_every_holder_path_answers_409_and_writes_nothing(self):
-        pk = self.account.pk
+        pk, request = self.account.pk, self.waiting.pk
         paths = [
             ("deposit", self.account, self.alice, f"/accounts/{pk}/deposit/", {"amount": "1.00"}),
             ("withdraw", self.account, self.alice, f"/accounts/{pk}/withdraw/", {"amount": "1.00"}),
@@ -176,6 +183,16 @@ class EveryLockingPathTests(HeldLockTestCase):
                 {},
             ),
             ("leave", self.account, self.bob, f"/accounts/{pk}/leave/", {}),
+            (
+                "rules",
+                self.account,
+                self.alice,
+                f"/accounts/{pk}/rules/",
+                {"approval_threshold": "50", "daily_limit": ""},
+            ),
+            ("approve", self.account, self.bob, f"/accounts/{pk}/requests/{request}/approve/", {}),
+            ("reject", self.account, self.bob, f"/accounts/{pk}/requests/{request}/reject/", {}),
+            ("cancel", self.account, self.alice, f"/accounts/{pk}/requests/{request}/cancel/", {}),
             ("close", self.empty, self.alice, f"/accounts/{self.empty.pk}/close/", {}),
             (
                 "accept",
