@@ -891,8 +891,8 @@ def _replayed(
 KEY_CONSTRAINTS = {"ledger_one_entry_per_key", "ledger_one_request_per_key"}
 
 # Account._holder_and_key_use: the holder check and the idempotency-key lookups (ledger and
-# approval requests) of a deposit or withdrawal, one round trip under the lock. (Plain SQL, like the chart's: built once, nothing
-# to compile while the row is held.)
+# approval requests) of a deposit or withdrawal, one round trip under the lock. (Plain SQL,
+# like the chart's: built once, nothing to compile while the row is held.)
 HOLDER_AND_KEY_USE = """
 SELECT EXISTS (SELECT 1 FROM accounts_membership
                 WHERE account_id = %(account)s AND user_id = %(user)s AND left_at IS NULL),
