@@ -198,6 +198,15 @@ class DecisionTests(SharedControlTestCase):
         self.assertEqual(LedgerEntry.objects.filter(kind="withdrawal").count(), 1)
         call_command("verify_ledger", stdout=StringIO())
 
+    def test_a_request_holding_all_the_money_can_be_approved(self):
+        self.account.withdraw(Decimal("50.00"), by=self.bob)
+        self.account.withdraw(Decimal("50.00"), by=self.alice)
+        Account.objects.filter(pk=self.account.pk).update(approval_threshold=None)
+        self.account.withdraw(Decimal("750.00"), by=self.bob)  # all that is available
+        self.assertEqual((self.balance(), self.held()), (Decimal("150.00"), Decimal("150.00")))
+        self.account.approve(self.request, by=self.bob)
+        self.assertEqual((self.balance(), self.held()), (Decimal("0.00"), Decimal("0.00")))
+
     def test_approving_without_javascript_redirects_with_a_message(self):
         response = self.client.post(self.request_url("approve", self.request), follow=True)
         self.assertEqual(response.redirect_chain, [(self.url("detail"), 303)])
