@@ -77,6 +77,20 @@ class AnswersBusy(admin.ModelAdmin):
             return busy_response(request, self, error)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Staff may look, never add, edit or delete (the add, change and delete views answer
+    403). Actions that change rows ask for their own permission and take the account's lock."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class MembershipInline(admin.TabularInline):
     """Read-only here: holders are added and removed on the membership pages, which apply
     the same rules as invitations and leaving."""
@@ -264,9 +278,11 @@ class MembershipAdmin(AnswersBusy):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(AnswersBusy):
+class InvitationAdmin(ReadOnlyAdmin, AnswersBusy):
     """Invitations are created and answered by holders and invitees; staff can look and
-    revoke. The token itself is never stored, only its hash, which is not shown."""
+    revoke. The token itself is never stored, only its hash, which is not shown. Read-only:
+    saving a form's copy of the row could undo an accept that committed meanwhile; revoking
+    goes through the action, which takes the account's lock."""
 
     list_display = ["email", "account", "invited_by", "state", "created_at", "expires_at"]
     list_filter = ["state"]
@@ -282,17 +298,6 @@ class InvitationAdmin(AnswersBusy):
         "answered_at",
     )
     actions = ["revoke"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Read-only: saving a form's copy of the row could undo an accept that committed
-        # meanwhile. Revoking goes through the action, which takes the account's lock.
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_revoke_permission(self, request):
         return _may_change(request, self.opts)
@@ -311,7 +316,7 @@ class InvitationAdmin(AnswersBusy):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyAdmin):
     """The ledger is append-only: the admin shows it and nothing more."""
 
     list_display = [
@@ -330,18 +335,9 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     search_fields = ["account__name", "created_by__email", "memo"]
     list_select_related = ["account", "created_by", "approved_by"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(ReadOnlyAdmin):
     """Read-only: a request is answered by another holder of its account, never by staff
     (approving is the holders' control over their money)."""
 
@@ -349,15 +345,6 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     list_filter = ["state", "kind"]
     list_select_related = ["account", "requested_by"]
     search_fields = ["account__name", "requested_by__email", "decided_by__email"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # The background worker's jobs, read-only (procrastinate's own admin), without the inline

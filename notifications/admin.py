@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from accounts.admin import ReadOnlyAdmin
+
 from .models import Notification, Preference
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin):
     """Read-only: what the worker claimed and sent. Started but not sent means the worker died
     during that SMTP exchange; it is never sent again (README, Notifications)."""
 
@@ -16,27 +18,12 @@ class NotificationAdmin(admin.ModelAdmin):
     fields = ("account", "entry", "recipient", "claimed_at", "started_at", "sent_at")
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Preference)
-class PreferenceAdmin(admin.ModelAdmin):
+class PreferenceAdmin(ReadOnlyAdmin):
     """Read-only: each holder sets their own on the account page."""
 
     list_display = ["account", "user", "when", "above"]
     list_select_related = ["account", "user"]
     fields = ("account", "user", "when", "above")
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
