@@ -278,7 +278,9 @@ class Account(models.Model):
                         result = locked._route_outgoing(
                             kind, amount, by, checked_key, seen_version, memo, earlier_request
                         )
-                result = result or locked._append(kind, amount, by, checked_key, memo=memo)
+                result = result or locked._append(
+                    locked._next_entry(kind, amount, by, checked_key, memo=memo)
+                )
         except IntegrityError as error:
             result = _replay_after_duplicate_key(error, checked_key, self, kind, amount)
             locked = Account.objects.get(pk=self.pk)
@@ -336,30 +338,17 @@ class Account(models.Model):
         """Both halves of a transfer; the caller holds both rows' locks. Returns the
         transfer_out entry. `extra`: the memo, and approved_by for one that waited for it."""
         kind = LedgerEntry.Kind.TRANSFER_OUT
-        entry = self._append(kind, amount, by, key, counterparty=target, **extra)
+        entry = self._append(self._next_entry(kind, amount, by, key, counterparty=target, **extra))
+        incoming = LedgerEntry.Kind.TRANSFER_IN
         target._append(
-            LedgerEntry.Kind.TRANSFER_IN, amount, by, key, counterparty=self, pair=entry, **extra
+            target._next_entry(incoming, amount, by, key, counterparty=self, pair=entry, **extra)
         )
         return entry
 
-    def _append(
-        self,
-        kind: str,
-        amount: Decimal,
-        by: User,
-        key: uuid.UUID | None,
-        counterparty: Account | None = None,
-        pair: LedgerEntry | None = None,
-        memo: str = "",
-        approved_by: User | None = None,
-    ) -> LedgerEntry:
-        """Change the balance and append the next entry of this account's hash chain.
-
-        The caller holds this row's lock: that is what makes the balance right, `seq` gapless
-        and the chain linear. Refuses (writing nothing) a balance below zero or above the max,
-        or a debit beyond the available balance. `memo` has been through `checked_memo`.
-        """
-        entry = self._next_entry(kind, amount, by, key, counterparty, pair, memo, approved_by)
+    def _append(self, entry: LedgerEntry) -> LedgerEntry:
+        """Write `entry`, the one `_next_entry` just built on this row, and this account's new
+        head (balance, version, seq and hash follow it). The caller holds this row's lock:
+        that is what makes the balance right, `seq` gapless and the chain linear."""
         self.balance, self.last_seq, self.last_hash = entry.balance_after, entry.seq, entry.hash
         self.version += 1
         # The account's new head and the entry in one statement: one round trip while the row
@@ -387,8 +376,9 @@ class Account(models.Model):
         memo: str = "",
         approved_by: User | None = None,
     ) -> LedgerEntry:
-        """The entry that would come next in this account's chain, not saved. Raises if the
-        amount breaks a rule of the balance."""
+        """The entry that would come next in this account's chain, not saved (`_append` writes
+        it). Refuses, writing nothing, a balance above the max or a debit beyond the available
+        balance. `memo` has been through `checked_memo`."""
         if kind in LedgerEntry.CREDITS:
             new_balance = self.balance + amount
             if new_balance > MAX_BALANCE:
@@ -448,7 +438,9 @@ class Account(models.Model):
             # The bank credits it, not a holder, so there is no holder check; an account closed
             # since the month ended still gets what it earned while open. Same transaction,
             # lock held: the ledger entry and the posting row commit together or not at all.
-            posting.entry = locked._append(LedgerEntry.Kind.INTEREST, amount, by, None)
+            posting.entry = locked._append(
+                locked._next_entry(LedgerEntry.Kind.INTEREST, amount, by, None)
+            )
             posting.save(update_fields=["entry"])
         self.balance, self.version = locked.balance, locked.version
         return posting.entry
@@ -542,12 +534,14 @@ class Account(models.Model):
             locked.save(update_fields=["held"])
             if current.kind == ApprovalRequest.Kind.WITHDRAWAL:
                 entry = locked._append(
-                    LedgerEntry.Kind.WITHDRAWAL,
-                    current.amount,
-                    current.requested_by,
-                    None,
-                    memo=current.memo,
-                    approved_by=by,
+                    locked._next_entry(
+                        LedgerEntry.Kind.WITHDRAWAL,
+                        current.amount,
+                        current.requested_by,
+                        None,
+                        memo=current.memo,
+                        approved_by=by,
+                    )
                 )
             elif target is not None:  # a transfer: only transfers name one (approval_kind_fields)
                 target.check_can_receive_for(current.requested_by)
