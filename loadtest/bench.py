@@ -169,16 +169,23 @@ class Bench:
         data["rate"] = data["requests"] / data["seconds"]
         return data
 
-    def hot(self, strategy, server, account):
-        before = self.ledger_state(account)
-        data = self.wrk(
+    def changes(self, server, first, count=1, cookies=None) -> dict:
+        """The balance-change load of the hot and spread rows (and of `make bench-levers`):
+        `--clients` wrk clients for `--seconds`, deposits and withdrawals on the `count`
+        accounts from `first`."""
+        return self.wrk(
             server.url,
             self.args.clients,
             self.args.seconds,
+            cookies,
             mode="change",
-            first_account=account,
-            accounts=1,
+            first_account=first,
+            accounts=count,
         )
+
+    def hot(self, strategy, server, account):
+        before = self.ledger_state(account)
+        data = self.changes(server, account)
         lost, lost_amount = self.lost_updates(account, before)
         data.update(lost=lost, lost_amount=lost_amount)
         self.results[f"hot {strategy}"] = data
@@ -195,15 +202,7 @@ class Bench:
         print(f"  hot {strategy}: {data['rate']:.0f} req/s, lost ${lost_amount}", flush=True)
 
     def spread(self, server, first, count):
-        data = self.wrk(
-            server.url,
-            self.args.clients,
-            self.args.seconds,
-            mode="change",
-            cookies=self.spread_cookies,
-            first_account=first,
-            accounts=count,
-        )
+        data = self.changes(server, first, count, self.spread_cookies)
         self.results["spread locked"] = data
         self.rows.append(
             (

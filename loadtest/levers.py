@@ -87,14 +87,7 @@ class Levers(Bench):
         tree = variant.get("tree", stack.ROOT)
         app = variant.get("app", "jointbank.wsgi")
         with self.serve(name, app, env=variant.get("env"), tree=tree, **gunicorn) as server:
-            data = self.wrk(
-                server.url,
-                self.args.clients,
-                self.args.seconds,
-                mode="change",
-                first_account=account,
-                accounts=1,
-            )
+            data = self.changes(server, account)
         data["probe"] = self.probes.pop(name)
         return data
 
