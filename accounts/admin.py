@@ -115,18 +115,6 @@ class CorrectionForm(AmountForm):
 class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "balance", "created_at", "closed_at"]
     search_fields = ["name", "memberships__user__email"]
-    fields = [
-        "name",
-        "balance",
-        "held",
-        "correct_balance",
-        "approval_threshold",
-        "daily_limit",
-        "version",
-        "last_seq",
-        "created_at",
-        "closed_at",
-    ]
     # The rules are the holders' to set (and to approve loosening): read-only here.
     readonly_fields = [
         "balance",
@@ -139,6 +127,7 @@ class AccountAdmin(admin.ModelAdmin):
         "created_at",
         "closed_at",
     ]
+    fields = ["name", *readonly_fields]
     inlines = [MembershipInline]
 
     @admin.display(description="Correction")

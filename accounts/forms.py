@@ -23,6 +23,17 @@ AMOUNT_RULES = (
 )
 
 
+def _amount(raw: str, rules: str) -> Decimal:
+    """`raw` as an amount in cents from MIN_AMOUNT to MAX_AMOUNT; else `rules`, the message
+    that says what is accepted."""
+    if not PLAIN_DECIMAL.fullmatch(raw):
+        raise forms.ValidationError(rules, code="format")
+    amount = Decimal(raw).quantize(CENT)
+    if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
+        raise forms.ValidationError(rules, code="range")
+    return amount
+
+
 def _key_field() -> forms.UUIDField:
     return forms.UUIDField(
         required=False,
@@ -42,13 +53,7 @@ class AmountForm(forms.Form):
     )
 
     def clean_amount(self) -> Decimal:
-        raw = self.cleaned_data["amount"]
-        if not PLAIN_DECIMAL.fullmatch(raw):
-            raise forms.ValidationError(AMOUNT_RULES, code="format")
-        amount = Decimal(raw).quantize(CENT)
-        if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
-            raise forms.ValidationError(AMOUNT_RULES, code="range")
-        return amount
+        return _amount(self.cleaned_data["amount"], AMOUNT_RULES)
 
     memo = forms.CharField(
         required=False,
@@ -155,14 +160,7 @@ class SignupForm(allauth_forms.SignupForm):
 def _rule_amount(raw: str) -> Decimal | None:
     """A rule's amount as for deposits; blank is None (the rule is off)."""
     raw = raw.strip()
-    if not raw:
-        return None
-    if not PLAIN_DECIMAL.fullmatch(raw):
-        raise forms.ValidationError(RULE_RULES, code="format")
-    amount = Decimal(raw).quantize(CENT)
-    if not MIN_AMOUNT <= amount <= MAX_AMOUNT:
-        raise forms.ValidationError(RULE_RULES, code="range")
-    return amount
+    return _amount(raw, RULE_RULES) if raw else None
 
 
 RULE_RULES = f"{AMOUNT_RULES[:-1]}; or leave it empty to turn the rule off."
