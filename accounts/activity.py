@@ -2,8 +2,7 @@
 first, from every account you hold now.
 
 Each source is a function `(user, limit) -> list[Activity]`, at most `limit` items newest
-first; `recent_activity` merges them. Approval requests waiting for you join by adding their
-source to SOURCES.
+first; `recent_activity` merges them (SOURCES).
 """
 
 from __future__ import annotations
@@ -14,10 +13,15 @@ from decimal import Decimal
 
 from allauth.account.models import EmailAddress
 from django.db import connection
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
+from django.utils import timezone
 
 from profiles.models import display_name
 
+from .approvals import ApprovalRequest
+from .formatting import money
 from .models import Account, Invitation, LedgerEntry
 
 LIMIT = 20
@@ -135,4 +139,45 @@ def invitations(user, limit: int) -> list[Activity]:
     return items
 
 
-SOURCES = [moves_by_others, invitations]
+def requests(user, limit: int) -> list[Activity]:
+    """Requests on the accounts you hold that wait for your answer (someone else's, pending,
+    not expired), and what became of your own (approved, rejected or expired): one query."""
+    State = ApprovalRequest.State
+    waiting = Q(state=State.PENDING, expires_at__gt=timezone.now()) & ~Q(requested_by=user)
+    yours = Q(requested_by=user, state__in=[State.APPROVED, State.REJECTED, State.EXPIRED])
+    found = (
+        ApprovalRequest.objects.filter(account__in=Account.objects.held_by(user))
+        .filter(waiting | yours)
+        .select_related("account", "target", "requested_by__profile", "decided_by__profile")
+        .order_by(Coalesce("decided_at", "created_at").desc(), "-pk")[:limit]
+    )
+    items = []
+    for request in found:
+        url = reverse("accounts:detail", args=[request.account_id])
+        if request.state == State.PENDING:
+            who = display_name(request.requested_by)
+            text = f"{who} asks to {_asked(request)}: approve or reject it"
+            items.append(Activity(request.created_at, "request", text, url, memo=request.memo))
+            continue
+        assert request.decided_at is not None  # approval_decided_at_iff_final
+        if request.state == State.EXPIRED:
+            text = f"Your request to {_asked(request)} expired without an answer"
+        else:
+            who = display_name(request.decided_by)
+            text = f"{who} {request.state} your request to {_asked(request)}"
+        items.append(Activity(request.decided_at, "request", text, url, memo=request.memo))
+    return items
+
+
+def _asked(request: ApprovalRequest) -> str:
+    """ "withdraw $600.00 from Household", "change the rules of Household (…)" """
+    where = request.account.name
+    if request.kind == ApprovalRequest.Kind.RULES:
+        return f"change the rules of {where} ({request.rules_asked()})"
+    amount = money(request.amount) if request.amount is not None else ""
+    if request.kind == ApprovalRequest.Kind.TRANSFER:
+        return f"transfer {amount} from {where} to {request.target}"
+    return f"withdraw {amount} from {where}"
+
+
+SOURCES = [moves_by_others, invitations, requests]

@@ -23,12 +23,15 @@ from django.db import models
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from profiles.models import display_name
+
 from .errors import (
     NotYourRequest,
     OwnRequest,
     RequestNotPending,
 )
 from .formatting import clock, money
+from .signals import shared_control_changed
 
 if TYPE_CHECKING:
     from .models import Account, LedgerEntry
@@ -122,6 +125,11 @@ class ApprovalRequest(models.Model):
         blank=True,
         related_name="approval_request",
     )
+    # The account's version once the request was made, and once it was answered (like a
+    # ledger entry's `version`): the notification worker reads the requests made or answered
+    # since it last looked by them, as it reads the ledger by `seq` (notifications/delivery.py).
+    asked_version = models.PositiveBigIntegerField(null=True, blank=True)
+    decided_version = models.PositiveBigIntegerField(null=True, blank=True)
 
     objects = ApprovalRequestQuerySet.as_manager()
 
@@ -161,6 +169,9 @@ class ApprovalRequest(models.Model):
             models.Index(
                 fields=["expires_at"], condition=Q(state="pending"), name="approval_pending_due"
             ),
+            # The notification worker: what was asked or answered on one account since.
+            models.Index(fields=["account", "asked_version"], name="approval_account_asked"),
+            models.Index(fields=["account", "decided_version"], name="approval_account_decided"),
         ]
 
     def __str__(self):
@@ -190,12 +201,16 @@ class ApprovalRequest(models.Model):
             return f"Withdraw {money(self.amount)}"
         if self.kind == self.Kind.TRANSFER:
             return f"Transfer {money(self.amount)} to {self.target}"
+        return f"Rules: {self.rules_asked()}"
+
+    def rules_asked(self) -> str:
+        """ "approval threshold $1,000.00, daily limit off": the rules a rules request sets."""
         changes = []
         if self.sets_threshold:
             changes.append(f"approval threshold {_rule(self.new_threshold)}")
         if self.sets_daily_limit:
             changes.append(f"daily limit {_rule(self.new_daily_limit)}")
-        return "Rules: " + ", ".join(changes)
+        return ", ".join(changes)
 
     def outcome(self) -> str:
         """What became of it, as the requester reads it after asking."""
@@ -205,7 +220,7 @@ class ApprovalRequest(models.Model):
             return f"waiting for another holder's approval{why}.{held}"
         if self.effective_state == self.State.EXPIRED:
             return "it expired without an answer; nothing was done."
-        who = self.decided_by.email if self.decided_by else "someone"
+        who = display_name(self.decided_by) if self.decided_by else "someone"
         return f"{self.state} by {who}."
 
     def check_decidable_by(self, user, *, approving: bool) -> None:
@@ -224,11 +239,70 @@ class ApprovalRequest(models.Model):
         if self.state != self.State.PENDING:
             raise RequestNotPending(self)
 
-    def settle(self, state: str, by=None, entry: LedgerEntry | None = None) -> None:
-        """Give this pending request its final state. The caller holds the account's lock,
-        read this row under it, and releases the hold on the account row."""
+    def settle(
+        self, locked: Account, state: str, by=None, entry: LedgerEntry | None = None
+    ) -> None:
+        """Give this pending request its final state. The caller holds the lock of `locked`
+        (this request's account), read this row under it, releases the hold on the account
+        row and bumps its version before COMMIT."""
         self.state, self.decided_by, self.decided_at, self.entry = state, by, timezone.now(), entry
-        self.save(update_fields=["state", "decided_by", "decided_at", "entry"])
+        self.decided_version = locked.version + 1
+        self.save(update_fields=["state", "decided_by", "decided_at", "entry", "decided_version"])
+        shared_control_changed.send(sender=ApprovalRequest, account_id=locked.pk)
+
+
+class RuleChange(models.Model):
+    """The rules of an account as they changed: at once (a tightening, or any change by a
+    sole holder) or when another holder approved a loosening (`approved_by`). Written under
+    the account's lock in the transaction that changes them, so the other holders can be
+    told (notifications) and the change is on record beside the account row."""
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, related_name="rule_changes"
+    )
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    at = models.DateTimeField(default=timezone.now)
+    # Both rules before and after (None: off); a rule that did not change has old == new.
+    old_threshold = _money_field(null=True, blank=True)
+    new_threshold = _money_field(null=True, blank=True)
+    old_daily_limit = _money_field(null=True, blank=True)
+    new_daily_limit = _money_field(null=True, blank=True)
+    # The account's version once the change was made (as ApprovalRequest.asked_version).
+    version = models.PositiveBigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "version"], name="rule_change_account")]
+
+    def __str__(self):
+        return f"{self.account}: {'; '.join(self.changes())}"
+
+    def changes(self) -> list[str]:
+        """Each rule that changed, as "lowered the approval threshold of "Household" from
+        $500.00 to $200.00"."""
+        rules = (
+            ("approval threshold", self.old_threshold, self.new_threshold),
+            ("daily limit", self.old_daily_limit, self.new_daily_limit),
+        )
+        return [
+            _rule_change(f'the {rule} of "{self.account.name}"', old, new)
+            for rule, old, new in rules
+            if old != new
+        ]
+
+
+def _rule_change(rule: str, old: Decimal | None, new: Decimal | None) -> str:
+    if old is None or new is None:
+        done = f"turned off {rule}" if new is None else f"set {rule} to {_rule(new)}"
+        return f"{done} (it was {_rule(old)})"
+    verb = "lowered" if new < old else "raised"
+    return f"{verb} {rule} from {money(old)} to {money(new)}"
 
 
 def _rule(value: Decimal | None) -> str:
@@ -294,8 +368,8 @@ SEEN_WINDOW = 20
 
 
 def what_happened(entry: LedgerEntry) -> str:
-    """ "bob@example.com withdrew $40.00 at 14:02" """
+    """ "Bob withdrew $40.00 at 14:02" """
     verb = f"withdrew {money(entry.amount)}"
     if entry.kind == entry.Kind.TRANSFER_OUT:
         verb = f"transferred {money(entry.amount)} to {entry.counterparty}"
-    return f"{entry.created_by.email} {verb} at {clock(entry.created_at)}"
+    return f"{display_name(entry.created_by)} {verb} at {clock(entry.created_at)}"

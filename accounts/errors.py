@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from profiles.models import display_name
+
 from .formatting import clock, day, moment, money
 
 if TYPE_CHECKING:
@@ -216,7 +218,7 @@ class RequestNotPending(AccountError):
 
     def __init__(self, request: ApprovalRequest):
         self.state = request.state
-        who = request.decided_by.email if request.decided_by else "someone"
+        who = display_name(request.decided_by) if request.decided_by else "someone"
         when = request.decided_at or request.expires_at
         if request.state == "expired":
             when = request.expires_at

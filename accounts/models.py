@@ -28,6 +28,7 @@ from . import interest
 from .approvals import (
     SEEN_WINDOW,
     ApprovalRequest,
+    RuleChange,
     approval_reason,
     expiry_from,
     loosens,
@@ -60,7 +61,7 @@ from .errors import (
 )
 from .formatting import money
 from .locking import lock_names, locked_transaction, retry_conflicts
-from .signals import entry_appended
+from .signals import entry_appended, shared_control_changed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -489,11 +490,13 @@ class Account(models.Model):
             expires_at=expiry_from(now),
             idempotency_key=key,
             memo=memo,
+            asked_version=self.version + 1,
         )
         request.reason = reason
         self.held += amount
         self.version += 1
         self.save(update_fields=["held", "version"])
+        shared_control_changed.send(sender=Account, account_id=self.pk)
         return request
 
     def check_seen_locked(self, seen_version: int | None, by) -> None:
@@ -502,7 +505,8 @@ class Account(models.Model):
         interest and the person's own moves (asked or approved by them) do not count."""
         if seen_version is None or seen_version >= self.version:
             return
-        newest = self.entries.select_related("created_by", "counterparty").order_by("-seq")
+        newest = self.entries.select_related("created_by__profile", "counterparty")
+        newest = newest.order_by("-seq")
         unseen = itertools.takewhile(
             lambda entry: (entry.version or 0) > seen_version, newest[:SEEN_WINDOW]
         )
@@ -554,8 +558,8 @@ class Account(models.Model):
                     approved_by=by,
                 )
             else:
-                locked._apply_rules(current)
-            current.settle(ApprovalRequest.State.APPROVED, by, entry)
+                locked._apply_rules(current, approved_by=by)
+            current.settle(locked, ApprovalRequest.State.APPROVED, by, entry)
 
         return self._decide(request, by, post, lock_target=True)
 
@@ -566,7 +570,7 @@ class Account(models.Model):
         def refuse(locked: Account, current: ApprovalRequest, target: Account | None) -> None:
             current.check_decidable_by(by, approving=False)
             locked.held -= current.hold
-            current.settle(ApprovalRequest.State.REJECTED, by)
+            current.settle(locked, ApprovalRequest.State.REJECTED, by)
 
         return self._decide(request, by, refuse)
 
@@ -577,7 +581,7 @@ class Account(models.Model):
         def take_back(locked: Account, current: ApprovalRequest, target: Account | None) -> None:
             current.check_cancellable_by(by)
             locked.held -= current.hold
-            current.settle(ApprovalRequest.State.CANCELLED, by)
+            current.settle(locked, ApprovalRequest.State.CANCELLED, by)
 
         return self._decide(request, by, take_back)
 
@@ -588,12 +592,12 @@ class Account(models.Model):
         with self._lock_for(request, lock_target) as (locked, locked_target):
             locked.check_can_write(by)
             current = locked.approval_requests.select_related(
-                "requested_by", "decided_by", "target"
+                "requested_by__profile", "decided_by__profile", "target"
             ).get(pk=request.pk)
             expired = current.state == ApprovalRequest.State.PENDING and current.is_expired
             if expired:
                 locked.held -= current.hold
-                current.settle(ApprovalRequest.State.EXPIRED)
+                current.settle(locked, ApprovalRequest.State.EXPIRED)
             else:
                 act(locked, current, locked_target)
             locked.version += 1
@@ -622,7 +626,8 @@ class Account(models.Model):
         if self.closed_at is not None:
             raise TransferTargetGone(self.name, "was closed")
         if not self.memberships.current().filter(user=requester).exists():
-            raise TransferTargetGone(self.name, f"is no longer held by {requester.email}")
+            who = display_name(requester)
+            raise TransferTargetGone(self.name, f"is no longer held by {who}")
 
     # Rules
 
@@ -649,6 +654,7 @@ class Account(models.Model):
                     request.replayed = True
                     return request
             alone = not locked.memberships.current().exclude(user=by).exists()
+            before = locked.approval_threshold, locked.daily_limit
             waits = {}
             for field, value in (("approval_threshold", threshold), ("daily_limit", daily_limit)):
                 old = getattr(locked, field)
@@ -658,6 +664,7 @@ class Account(models.Model):
                     waits[field] = value
                 else:
                     setattr(locked, field, value)
+            locked._record_rule_change(*before, by=by)
             request = None
             if waits:
                 now = timezone.now()
@@ -672,19 +679,43 @@ class Account(models.Model):
                     created_at=now,
                     expires_at=expiry_from(now),
                     idempotency_key=key,
+                    asked_version=locked.version + 1,
                 )
+                shared_control_changed.send(sender=Account, account_id=locked.pk)
             locked.version += 1
             locked.save(update_fields=["approval_threshold", "daily_limit", "version"])
         self.approval_threshold, self.daily_limit = locked.approval_threshold, locked.daily_limit
         self.version = locked.version
         return request
 
-    def _apply_rules(self, request: ApprovalRequest) -> None:
+    def _apply_rules(self, request: ApprovalRequest, *, approved_by) -> None:
         """An approved rules request: only the rules it asked to change."""
+        before = self.approval_threshold, self.daily_limit
         if request.sets_threshold:
             self.approval_threshold = request.new_threshold
         if request.sets_daily_limit:
             self.daily_limit = request.new_daily_limit
+        self._record_rule_change(*before, by=request.requested_by, approved_by=approved_by)
+
+    def _record_rule_change(
+        self, old_threshold: Decimal | None, old_limit: Decimal | None, *, by, approved_by=None
+    ) -> None:
+        """Record the rules as set on this locked row, if they differ from the old ones: one
+        INSERT, in the transaction that changes them. The caller saves the row and bumps its
+        version before COMMIT (so `version` is that of the change, as for a ledger entry)."""
+        if (old_threshold, old_limit) == (self.approval_threshold, self.daily_limit):
+            return
+        RuleChange.objects.create(
+            account=self,
+            by=by,
+            approved_by=approved_by,
+            old_threshold=old_threshold,
+            new_threshold=self.approval_threshold,
+            old_daily_limit=old_limit,
+            new_daily_limit=self.daily_limit,
+            version=self.version + 1,
+        )
+        shared_control_changed.send(sender=Account, account_id=self.pk)
 
     # Expiry, leaving, closing
 
@@ -705,7 +736,7 @@ class Account(models.Model):
         due = list(self.approval_requests.due())
         for request in due:
             self.held -= request.hold
-            request.settle(ApprovalRequest.State.EXPIRED)
+            request.settle(self, ApprovalRequest.State.EXPIRED)
         if due:
             self.version += 1
             self.save(update_fields=["held", "version"])
@@ -717,7 +748,7 @@ class Account(models.Model):
         mine = list(self.approval_requests.pending().filter(requested_by=by))
         for request in mine:
             self.held -= request.hold
-            request.settle(ApprovalRequest.State.CANCELLED, by)
+            request.settle(self, ApprovalRequest.State.CANCELLED, by)
         if mine:
             self.version += 1
             self.save(update_fields=["held", "version"])

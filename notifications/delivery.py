@@ -3,6 +3,8 @@
 1. `claim_new_entries`: under the account's `Cursor` row lock (never the account's own lock,
    so a deposit is never kept waiting by the worker), read the entries past the cursor,
    insert one `Notification` per (entry, recipient) and move the cursor, in one commit.
+   `claim_new_events` does the same for approval requests made and answered and for rule
+   changes, by the account version they were stamped with.
 2. `send_claimed`: for each claim not yet started, commit `started_at`, send, commit
    `sent_at`. Several workers may do this at once: SKIP LOCKED gives each claim to one.
 """
@@ -11,19 +13,15 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from urllib.parse import urlsplit
 
-from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import get_connection
 from django.db import transaction
-from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
-from accounts.formatting import money
-from accounts.models import LedgerEntry, Membership
-from profiles.models import display_name
+from accounts.approvals import ApprovalRequest, RuleChange
+from accounts.models import Account, LedgerEntry, Membership
 
+from .messages import message_for
 from .models import Cursor, Notification, Preference
 
 log = logging.getLogger(__name__)
@@ -40,18 +38,34 @@ def deliver(account_id: int) -> int:
     """Claim and send what is due on one account; the number of e-mails sent."""
     while claim_new_entries(account_id) == BATCH:
         pass
+    claim_new_events(account_id)
     return send_claimed(account_id)
+
+
+def _locked_cursor(account_id: int) -> Cursor:
+    """The account's cursor, made if missing, locked until the transaction ends: one worker
+    at a time claims on one account."""
+    Cursor.objects.bulk_create([Cursor(account_id=account_id)], ignore_conflicts=True)
+    return Cursor.objects.select_for_update().get(account_id=account_id)
 
 
 def claim_new_entries(account_id: int) -> int:
     """Claim the notifications of up to BATCH entries past the cursor; how many entries."""
     with transaction.atomic():
-        Cursor.objects.bulk_create([Cursor(account_id=account_id)], ignore_conflicts=True)
-        cursor = Cursor.objects.select_for_update().get(account_id=account_id)
+        cursor = _locked_cursor(account_id)
         entries = list(
             LedgerEntry.objects.filter(account_id=account_id, seq__gt=cursor.through_seq)
             .order_by("seq")
-            .only("pk", "seq", "kind", "amount", "created_by", "created_at", "counterparty")[:BATCH]
+            .only(
+                "pk",
+                "seq",
+                "kind",
+                "amount",
+                "created_by",
+                "approved_by",
+                "created_at",
+                "counterparty",
+            )[:BATCH]
         )
         if not entries:
             return 0
@@ -68,11 +82,13 @@ def claim_new_entries(account_id: int) -> int:
 
 def _recipients(account_id: int, entry: LedgerEntry) -> list[int]:
     """Who hears of `entry`: the holders of its account when it was made, except whoever made
-    it and those whose preference says no. The incoming half of a transfer is not sent to
-    someone who held the sending account too: that transfer's other e-mail tells them."""
+    it, whoever approved it (they just did) and those whose preference says no. The incoming
+    half of a transfer is not sent to someone who held the sending account too: that
+    transfer's other e-mail tells them."""
     if entry.kind in SILENT_KINDS:
         return []
-    holders = set(_holders_at(account_id, entry.created_at)) - {entry.created_by_id}
+    holders = set(_holders_at(account_id, entry.created_at))
+    holders -= {entry.created_by_id, entry.approved_by_id}
     if entry.kind == LedgerEntry.Kind.TRANSFER_IN:
         holders -= set(_holders_at(entry.counterparty_id, entry.created_at))
     preferences = {
@@ -89,6 +105,65 @@ def _recipients(account_id: int, entry: LedgerEntry) -> list[int]:
 def _holders_at(account_id, moment) -> list[int]:
     periods = Membership.objects.filter(account_id=account_id, joined_at__lte=moment)
     return list(periods.exclude(left_at__lte=moment).values_list("user_id", flat=True).distinct())
+
+
+def claim_new_events(account_id: int) -> int:
+    """Claim the e-mails about the approval requests made or answered and the rule changes
+    of the account since the cursor's `through_version`; how many e-mails.
+
+    Each was stamped under the account's lock with the account version its transaction
+    committed (or one before it, never one after), and an account's versions commit in
+    order. So once version V is read as committed, everything stamped up to V is visible
+    to the queries that follow, and the cursor moves to V, never past something unread.
+    These are always sent: the move preferences do not apply."""
+    with transaction.atomic():
+        cursor = _locked_cursor(account_id)
+        since = cursor.through_version
+        now = Account.objects.filter(pk=account_id).values_list("version", flat=True).get()
+        if now <= since:
+            return 0
+        requests = ApprovalRequest.objects.filter(account_id=account_id)
+        asked = requests.filter(asked_version__gt=since, asked_version__lte=now)
+        decided = requests.filter(decided_version__gt=since, decided_version__lte=now)
+        changes = RuleChange.objects.filter(
+            account_id=account_id, version__gt=since, version__lte=now
+        )
+        claims = [
+            Notification(account_id=account_id, request_asked=request, recipient_id=user_id)
+            for request in asked
+            for user_id in _asked_of(request)
+        ]
+        claims += [
+            Notification(account_id=account_id, request_decided=request, recipient_id=user_id)
+            for request in decided
+            for user_id in _told_the_outcome(request)
+        ]
+        claims += [
+            Notification(account_id=account_id, rule_change=change, recipient_id=user_id)
+            for change in changes
+            for user_id in _holders_at(account_id, change.at)
+            if user_id not in (change.by_id, change.approved_by_id)
+        ]
+        Notification.objects.bulk_create(claims, ignore_conflicts=True)
+        cursor.through_version = now
+        cursor.save(update_fields=["through_version"])
+    return len(claims)
+
+
+def _asked_of(request: ApprovalRequest) -> list[int]:
+    """Every other holder when it was made: any of them may answer it."""
+    holders = _holders_at(request.account_id, request.created_at)
+    return [user_id for user_id in holders if user_id != request.requested_by_id]
+
+
+def _told_the_outcome(request: ApprovalRequest) -> list[int]:
+    """The holders when it was answered, except whoever answered it (cancelling is the
+    requester's answer). An approved request tells only its requester: the other holders
+    hear of what it did through the move's or the rule change's own e-mail."""
+    holders = _holders_at(request.account_id, request.decided_at)
+    if request.state == ApprovalRequest.State.APPROVED:
+        return [user_id for user_id in holders if user_id == request.requested_by_id]
+    return [user_id for user_id in holders if user_id != request.decided_by_id]
 
 
 def send_claimed(account_id: int) -> int:
@@ -126,7 +201,13 @@ def _start_next(account_id: int) -> Notification | None:
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(account_id=account_id, started_at=None)
             .select_related("entry__account", "entry__created_by__profile")
-            .select_related("entry__counterparty", "recipient__profile")
+            .select_related("entry__counterparty", "entry__approved_by__profile")
+            .select_related("request_asked__account", "request_asked__requested_by__profile")
+            .select_related("request_asked__target", "request_decided__account")
+            .select_related("request_decided__requested_by__profile", "request_decided__target")
+            .select_related("request_decided__decided_by__profile", "rule_change__account")
+            .select_related("rule_change__by__profile", "rule_change__approved_by__profile")
+            .select_related("recipient__profile")
             .order_by("pk")
             .first()
         )
@@ -137,36 +218,3 @@ def _start_next(account_id: int) -> Notification | None:
         claim.started_at = timezone.now()
         claim.save(update_fields=["started_at"])
     return claim
-
-
-def message_for(claim: Notification) -> EmailMessage:
-    entry = claim.entry
-    link = settings.JOINTBANK_SITE_URL + reverse("accounts:detail", args=[entry.account_id])
-    context = {
-        "entry": entry,
-        "what": what_happened(entry),
-        "recipient": display_name(claim.recipient),
-        "link": link,
-    }
-    # One line whatever the account's name holds: a header with a newline is refused.
-    subject = " ".join(render_to_string("notifications/move_subject.txt", context).split())
-    body = render_to_string("notifications/move_message.txt", context)
-    # The same (entry, recipient) always has the same Message-ID: mail clients and support
-    # can tell one notification from another, and tests count deliveries per entry.
-    message_id = f"<entry-{entry.pk}.to-{claim.recipient_id}@{urlsplit(link).hostname}>"
-    return EmailMessage(
-        subject, body, None, [claim.recipient.email], headers={"Message-ID": message_id}
-    )
-
-
-def what_happened(entry: LedgerEntry) -> str:
-    """ "Alice withdrew $10.00 from "Household"", as the other holders read it."""
-    who, amount = display_name(entry.created_by), money(entry.amount)
-    account, other = f'"{entry.account.name}"', f'"{entry.counterparty}"'
-    sentences: dict[str, str] = {
-        LedgerEntry.Kind.DEPOSIT: f"{who} deposited {amount} into {account}",
-        LedgerEntry.Kind.WITHDRAWAL: f"{who} withdrew {amount} from {account}",
-        LedgerEntry.Kind.TRANSFER_OUT: f"{who} transferred {amount} from {account} to {other}",
-        LedgerEntry.Kind.TRANSFER_IN: f"{who} transferred {amount} into {account} from {other}",
-    }
-    return sentences.get(entry.kind, f"{who}: {entry.get_kind_display()} of {amount} on {account}")

@@ -1,9 +1,10 @@
 """Notification e-mails, sent by `python manage.py worker` (procrastinate), never by a request.
 
-A new ledger entry queues `notify_holders` for its account once its transaction has committed
-(so an entry that rolled back sends nothing, and nothing is written while the account is
-locked). The sweep every minute catches what a lost queueing missed (the process died between
-COMMIT and the queueing) and claims a killed worker left unsent.
+A new ledger entry, an approval request made or answered, or a rule change queues
+`notify_holders` for its account once its transaction has committed (so one that rolled back
+sends nothing, and nothing more is written while the account is locked). The sweep every
+minute catches what a lost queueing missed (the process died between COMMIT and the
+queueing) and claims a killed worker left unsent.
 """
 
 from __future__ import annotations
@@ -43,13 +44,21 @@ def notify_after_commit(sender, entry, **kwargs) -> None:
     transaction.on_commit(functools.partial(queue_notifications, entry.account_id), robust=True)
 
 
+def notify_after_commit_of(sender, account_id: int, **kwargs) -> None:
+    """accounts.signals.shared_control_changed: the same, for an approval request or a rule
+    change."""
+    transaction.on_commit(functools.partial(queue_notifications, account_id), robust=True)
+
+
 @app.periodic(cron="* * * * *", periodic_id="notifications-sweep")
 @app.task(queue="notifications", queueing_lock="sweep_notifications")
 def sweep_notifications(timestamp: int) -> None:
-    """Deliver on every account whose ledger is past its cursor or that has unsent claims."""
+    """Deliver on every account whose ledger or version is past its cursor (every entry,
+    request and rule change moves the version) or that has unsent claims."""
     behind = Account.objects.filter(
-        Q(notifications_cursor__isnull=True, last_seq__gt=0)
+        Q(notifications_cursor__isnull=True, version__gt=0)
         | Q(last_seq__gt=F("notifications_cursor__through_seq"))
+        | Q(version__gt=F("notifications_cursor__through_version"))
     ).values_list("pk", flat=True)
     unsent = Notification.objects.filter(started_at=None).values_list("account_id", flat=True)
     for account_id in sorted(set(behind) | set(unsent)):

@@ -194,7 +194,7 @@ class DecisionTests(SharedControlTestCase):
             ("withdrawal", Decimal("150.00"), self.alice, self.bob),
         )
         again = self.client.post(self.request_url("approve", self.request), **HX)
-        self.assertContains(again, "already approved by bob@example.com", status_code=409)
+        self.assertContains(again, "already approved by Bob", status_code=409)
         self.assertEqual(LedgerEntry.objects.filter(kind="withdrawal").count(), 1)
         call_command("verify_ledger", stdout=StringIO())
 
@@ -223,6 +223,17 @@ class DecisionTests(SharedControlTestCase):
         out = LedgerEntry.objects.get(kind="transfer_out")
         self.assertEqual((out.approved_by, out.paired_in.approved_by), (self.bob, self.bob))
         call_command("verify_ledger", stdout=StringIO())
+
+    def test_a_transfer_to_an_account_the_requester_left_is_refused_naming_them(self):
+        savings = Account.open("Savings", by=self.alice)
+        savings.add_holder(self.carol)
+        request = self.account.transfer(savings, Decimal("300.00"), by=self.alice)
+        savings.leave(by=self.alice)
+        response = self.client.post(self.request_url("approve", request), **HX)
+        # A name, not an address: Bob need not know Alice's e-mail address.
+        self.assertContains(response, "Savings is no longer held by Alice", status_code=409)
+        self.assertNotContains(response, "alice@example.com", status_code=409)
+        self.assertEqual((self.balance(), self.held()), (Decimal("1000.00"), Decimal("450.00")))
 
     def test_bob_rejects_and_the_hold_is_released(self):
         response = self.client.post(self.request_url("reject", self.request), **HX)
@@ -262,7 +273,7 @@ class DecisionTests(SharedControlTestCase):
         for name in ("approve", "reject"):
             with self.subTest(name=name):
                 response = self.client.post(self.request_url(name, self.request), **HX)
-                self.assertContains(response, "was cancelled by alice@example.com", status_code=409)
+                self.assertContains(response, "was cancelled by Alice", status_code=409)
         with self.assertRaises(RequestNotPending):
             self.account.approve(self.request, by=self.bob)
         self.assertEqual(self.balance(), Decimal("1000.00"))

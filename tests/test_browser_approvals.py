@@ -75,7 +75,7 @@ class ApprovalBrowserTests(BrowserTestCase):
         alice.fill("#withdraw-amount", "100")
         alice.click("#withdraw-form button")
         alice.wait_for_selector("#withdraw-error")
-        self.assertIn("bob@example.com withdrew $40.00", alice.inner_text("#withdraw-error"))
+        self.assertIn("Bob withdrew $40.00", alice.inner_text("#withdraw-error"))
         self.assertEqual(alice.get_attribute("#balance", "data-balance"), "960.00")
         self.assertEqual(alice.inner_text("#withdraw-form button"), "Withdraw $100.00 anyway")
         alice.click("#withdraw-form button")

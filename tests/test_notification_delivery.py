@@ -10,9 +10,10 @@ from decimal import Decimal
 from django.test import TestCase
 from django.utils import timezone
 
+from accounts.approvals import ApprovalRequest
 from accounts.models import Account, LedgerEntry
 from jointbank.email_url import email_settings
-from notifications.delivery import claim_new_entries, deliver
+from notifications.delivery import claim_new_entries, claim_new_events, deliver
 from notifications.models import Cursor, Notification, Preference
 from notifications.tasks import sweep_notifications
 from tests.backdate import backdate
@@ -147,4 +148,197 @@ class DeliveryTests(TestCase):
                 ("alice@example.com", 'jointbank: bob deposited $4.00 into "Other"'),
                 ("bob@example.com", 'jointbank: alice deposited $3.00 into "Household"'),
             ],
+        )
+
+
+class RequestAndRulesDeliveryTests(TestCase):
+    """Approval requests, their outcomes and rule changes: always e-mailed (the move preference
+    does not apply), to the right holders, once."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.alice = make_user("alice@example.com", "Alice")
+        cls.bob = make_user("bob@example.com", "Bob")
+        cls.carol = make_user("carol@example.com", "Carol")
+        cls.account = Account.open("Household", by=cls.alice)
+        cls.account.memberships.create(user=cls.bob)
+        cls.account.memberships.create(user=cls.carol)
+        cls.account.deposit(Decimal("1000.00"), by=cls.alice)
+        cls.account.set_rules(Decimal("100.00"), None, by=cls.alice)
+        for holder in (cls.bob, cls.carol):
+            Preference.objects.create(account=cls.account, user=holder, when="never")
+
+    def setUp(self):
+        self.inbox = self.enterContext(smtp_server())
+        self.enterContext(self.settings(**email_settings(self.inbox.url)))
+        deliver(self.account.pk)  # what setUpTestData did: alice's rules, to bob and carol
+        self.forget_the_mail()
+
+    def forget_the_mail(self) -> None:
+        self.inbox.messages.clear()
+        self.inbox.recipients.clear()
+
+    def message_to(self, address: str):
+        [message] = [
+            message
+            for message, recipients in zip(self.inbox.messages, self.inbox.recipients, strict=True)
+            if recipients == [address]
+        ]
+        return message
+
+    def told(self) -> list[tuple[str, str]]:
+        """(recipient, subject), sorted."""
+        return sorted(
+            (recipients[0], message["Subject"])
+            for message, recipients in zip(self.inbox.messages, self.inbox.recipients, strict=True)
+        )
+
+    def ask(self, amount: str = "150.00", by=None) -> ApprovalRequest:
+        request = self.account.withdraw(Decimal(amount), by=by or self.alice, memo="sofa")
+        self.assertIsInstance(request, ApprovalRequest)
+        return request
+
+    def test_a_request_reaches_every_other_holder_once_whatever_their_preference(self):
+        request = self.ask()
+        self.assertEqual(deliver(self.account.pk), 2)
+        self.assertEqual(deliver(self.account.pk), 0)
+        subject = 'jointbank: Alice asks to withdraw $150.00 from "Household"'
+        self.assertEqual(
+            self.told(), [("bob@example.com", subject), ("carol@example.com", subject)]
+        )
+        body = self.message_to("bob@example.com").get_content()
+        self.assertIn("another holder's approval is needed", body)
+        self.assertIn("Memo: sofa", body)
+        self.assertIn(f"Expires: {request.expires_at:%b} {request.expires_at.day},", body)
+        self.assertIn(f"http://localhost:8000/accounts/{self.account.pk}/", body)
+        self.assertNotIn("alice@example.com", body)
+        self.assertEqual(
+            self.message_to("bob@example.com")["Message-ID"],
+            f"<request-{request.pk}.to-{self.bob.pk}@localhost>",
+        )
+
+    def test_approved_the_requester_hears_it_and_the_approver_not_even_of_the_move(self):
+        request = self.ask()
+        deliver(self.account.pk)
+        Preference.objects.filter(user=self.carol).delete()  # carol: moves always
+        self.forget_the_mail()
+        self.account.approve(request, by=self.bob)
+        self.assertEqual(deliver(self.account.pk), 2)
+        self.assertEqual(
+            self.told(),
+            [
+                (
+                    "alice@example.com",
+                    "jointbank: Bob approved your request for a withdrawal of $150.00 from "
+                    '"Household"',
+                ),
+                ("carol@example.com", 'jointbank: Alice withdrew $150.00 from "Household"'),
+            ],
+        )
+        self.assertIn("Approved by Bob", self.message_to("carol@example.com").get_content())
+
+    def test_rejected_expired_and_cancelled_tell_everyone_but_who_did_it(self):
+        rejected, expired, cancelled = self.ask("101.00"), self.ask("102.00"), self.ask("103.00")
+        deliver(self.account.pk)
+        self.forget_the_mail()
+        self.account.reject(rejected, by=self.bob)
+        self.account.cancel(cancelled, by=self.alice)
+        ApprovalRequest.objects.filter(pk=expired.pk).update(expires_at=timezone.now())
+        self.account.void_expired_requests()
+        self.assertEqual(deliver(self.account.pk), 7)
+        rejected_by_bob = 'Bob rejected {} request for a withdrawal of $101.00 from "Household"'
+        expired_ = (
+            '{} request for a withdrawal of $102.00 from "Household" expired without an answer'
+        )
+        cancelled_ = 'Alice cancelled the request for a withdrawal of $103.00 from "Household"'
+        self.assertEqual(
+            self.told(),
+            sorted(
+                [
+                    ("alice@example.com", "jointbank: " + rejected_by_bob.format("your")),
+                    ("carol@example.com", "jointbank: " + rejected_by_bob.format("Alice's")),
+                    ("alice@example.com", "jointbank: " + expired_.format("Your")),
+                    ("bob@example.com", "jointbank: " + expired_.format("Alice's")),
+                    ("carol@example.com", "jointbank: " + expired_.format("Alice's")),
+                    ("bob@example.com", "jointbank: " + cancelled_),
+                    ("carol@example.com", "jointbank: " + cancelled_),
+                ]
+            ),
+        )
+
+    def test_a_rule_change_reaches_the_other_holders(self):
+        self.account.set_rules(Decimal("50.00"), Decimal("300.00"), by=self.bob)
+        self.assertEqual(deliver(self.account.pk), 2)
+        sentence = (
+            'Bob lowered the approval threshold of "Household" from $100.00 to $50.00 and set '
+            'the daily limit of "Household" to $300.00 (it was off)'
+        )
+        self.assertEqual(
+            self.told(),
+            [
+                ("alice@example.com", f"jointbank: {sentence}"),
+                ("carol@example.com", f"jointbank: {sentence}"),
+            ],
+        )
+        self.assertEqual(deliver(self.account.pk), 0)
+
+    def test_an_approved_loosening_is_told_once_to_each(self):
+        request = self.account.set_rules(Decimal("500.00"), None, by=self.alice)
+        deliver(self.account.pk)
+        self.assertEqual(
+            self.told(),
+            [
+                ("bob@example.com", 'jointbank: Alice asks to change the rules of "Household"'),
+                ("carol@example.com", 'jointbank: Alice asks to change the rules of "Household"'),
+            ],
+        )
+        self.assertIn(
+            "Rules asked for: approval threshold $500.00", self.inbox.messages[0].get_content()
+        )
+        self.forget_the_mail()
+        self.account.approve(request, by=self.bob)
+        deliver(self.account.pk)
+        self.assertEqual(
+            self.told(),
+            [
+                (
+                    "alice@example.com",
+                    'jointbank: Bob approved your request for new rules on "Household" '
+                    "(approval threshold $500.00)",
+                ),
+                (
+                    "carol@example.com",
+                    'jointbank: Alice raised the approval threshold of "Household" from $100.00 '
+                    "to $500.00",
+                ),
+            ],
+        )
+        self.assertIn("Approved by Bob", self.message_to("carol@example.com").get_content())
+
+    def test_a_sole_holders_rules_tell_nobody(self):
+        solo = Account.open("Solo", by=self.alice)
+        solo.set_rules(Decimal("10.00"), None, by=self.alice)
+        self.assertEqual(deliver(solo.pk), 0)
+        self.assertEqual(solo.rule_changes.count(), 1)
+
+    def test_a_claim_started_but_not_sent_is_never_sent_again(self):
+        doubtful, waiting = self.ask("101.00"), self.ask("102.00")
+        claim_new_events(self.account.pk)
+        # As a worker killed during the SMTP exchange leaves it: it may have left.
+        Notification.objects.filter(request_asked=doubtful).update(started_at=timezone.now())
+        self.assertEqual(deliver(self.account.pk), 2)
+        self.assertEqual(
+            [subject for _, subject in self.told()],
+            ['jointbank: Alice asks to withdraw $102.00 from "Household"'] * 2,
+        )
+        self.assertFalse(Notification.objects.filter(request_asked=waiting, sent_at=None).exists())
+
+    def test_the_sweep_sends_what_was_never_queued(self):
+        # TestCase never commits: no job was queued, as if the process died after COMMIT.
+        self.ask()
+        sweep_notifications(timestamp=0)
+        self.assertEqual(len(self.inbox.messages), 2)
+        self.assertEqual(
+            Cursor.objects.get(account=self.account).through_version,
+            Account.objects.get(pk=self.account.pk).version,
         )

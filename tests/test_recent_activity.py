@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 from django.urls import reverse
+from django.utils import timezone
 
+from accounts.approvals import ApprovalRequest
 from accounts.formatting import money
 from accounts.interest import Month
 from accounts.models import Account
@@ -76,9 +79,55 @@ class RecentActivityTests(JointAccountTestCase):
     def test_it_shows_at_most_twenty_with_a_bounded_number_of_queries(self):
         for n in range(30):
             self.account.deposit(Decimal(n + 1), by=self.bob)
-        with self.assertNumQueries(8):
+        with self.assertNumQueries(9):
             response = self.client.get(reverse("accounts:list"))
         listing = items(response)
         self.assertEqual(len(listing), 20)
         self.assertIn("+$30.00", listing[0])
         self.assertIn("+$11.00", listing[-1])
+
+    def test_requests_waiting_for_you_and_what_became_of_yours(self):
+        self.account.set_rules(Decimal("100.00"), None, by=self.alice)
+        theirs = self.account.withdraw(Decimal("150.00"), by=self.bob, memo="bike")
+        self.account.withdraw(Decimal("200.00"), by=self.alice)  # her own: nothing to answer
+        response = self.client.get(reverse("accounts:list"))
+        listing = items(response)
+        self.assertRegex(
+            listing[0],
+            r"^\w+ \d+, \d\d:\d\d Bob asks to withdraw \$150\.00 from Household: "
+            r"approve or reject it bike$",
+        )
+        self.assertContains(
+            response, f'href="{reverse("accounts:detail", args=[self.account.pk])}"'
+        )
+        self.assertEqual(sum("asks to" in item for item in listing), 1)
+
+        self.account.approve(theirs, by=self.alice)
+        self.client.force_login(self.bob)
+        listing = items(self.client.get(reverse("accounts:list")))
+        self.assertIn(
+            "Alice approved your request to withdraw $150.00 from Household bike", listing[0]
+        )
+        self.assertIn(
+            "Alice asks to withdraw $200.00 from Household: approve or reject it", listing[1]
+        )
+
+    def test_rejected_expired_and_rules_requests(self):
+        self.account.set_rules(Decimal("100.00"), None, by=self.alice)
+        rejected = self.account.withdraw(Decimal("150.00"), by=self.bob)
+        self.account.reject(rejected, by=self.alice)
+        rules = self.account.set_rules(Decimal("500.00"), None, by=self.bob)
+        ApprovalRequest.objects.filter(pk=rules.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        # Past its expiry but not voided yet: alice can no longer answer it.
+        self.assertNotIn("asks to", " ".join(items(self.client.get(reverse("accounts:list")))))
+        self.account.void_expired_requests()
+        self.client.force_login(self.bob)
+        listing = items(self.client.get(reverse("accounts:list")))
+        self.assertIn(
+            "Your request to change the rules of Household (approval threshold $500.00) expired "
+            "without an answer",
+            listing[0],
+        )
+        self.assertIn("Alice rejected your request to withdraw $150.00 from Household", listing[1])

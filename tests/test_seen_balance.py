@@ -30,7 +30,7 @@ class SeenBalanceTests(JointAccountTestCase):
         response = self.withdraw(self.seen, **HX)
 
         self.assertEqual(response.status_code, 409)
-        self.assertContains(response, "bob@example.com withdrew $40.00 at", status_code=409)
+        self.assertContains(response, "Bob withdrew $40.00 at", status_code=409)
         self.assertContains(response, "the balance is now $960.00", status_code=409)
         self.assertEqual(self.balance(), Decimal("960.00"))
         new_version = Account.objects.get(pk=self.account.pk).version
@@ -47,7 +47,7 @@ class SeenBalanceTests(JointAccountTestCase):
     def test_without_javascript_the_page_asks_too(self):
         self.account.withdraw(Decimal("40.00"), by=self.bob)
         response = self.withdraw(self.seen)
-        self.assertContains(response, "bob@example.com withdrew $40.00", status_code=409)
+        self.assertContains(response, "Bob withdrew $40.00", status_code=409)
         self.assertContains(response, 'id="balance"', status_code=409)
 
     def test_a_transfer_is_guarded_too(self):
