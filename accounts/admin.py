@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from procrastinate.contrib.django.admin import ProcrastinateJobAdmin
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from .approvals import ApprovalRequest
+from .approvals import ApprovalRequest, RuleChange
 from .errors import AccountBusy, AccountError
 from .formatting import money
 from .forms import AmountForm
@@ -334,6 +334,15 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
     list_filter = ["state", "kind"]
     list_select_related = ["account", "requested_by"]
     search_fields = ["account__name", "requested_by__email", "decided_by__email"]
+
+
+@admin.register(RuleChange)
+class RuleChangeAdmin(ReadOnlyAdmin):
+    """Read-only: the record of each change of an account's rules."""
+
+    list_display = ["id", "account", "__str__", "by", "approved_by", "at"]
+    list_select_related = ["account", "by", "approved_by"]
+    search_fields = ["account__name", "by__email"]
 
 
 # The background worker's jobs, read-only (procrastinate's own admin), without the inline
