@@ -55,16 +55,19 @@ class ApprovalRequestQuerySet(models.QuerySet):
         """Pending but past their expiry: to be voided."""
         return self.pending().filter(expires_at__lte=now or timezone.now())
 
+    def listed(self, now: datetime | None = None):
+        """The requests the account page lists: pending, or answered in the last 7 days."""
+        now = now or timezone.now()
+        return self.filter(Q(state=ApprovalRequest.State.PENDING) | Q(decided_at__gte=now - RECENT))
+
     def for_page(self, now: datetime | None = None):
         """What the account page lists: pending first (oldest first), then those answered in
         the last 7 days (newest first)."""
-        now = now or timezone.now()
-        recent = Q(state=ApprovalRequest.State.PENDING) | Q(decided_at__gte=now - RECENT)
         pending_first = models.Case(
             models.When(state=ApprovalRequest.State.PENDING, then=0), default=1
         )
         return (
-            self.filter(recent)
+            self.listed(now)
             .select_related("requested_by__profile", "decided_by__profile", "target")
             .order_by(pending_first, "-decided_at", "created_at", "pk")
         )

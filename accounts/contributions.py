@@ -14,9 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, Sum
+from django.db import connection
 
-from .models import Account, Membership, MonthlyContribution
+from .models import Account, Membership
 
 ZERO = Decimal("0.00")
 # The totals of a set of ledger rows, per (account, user, UTC month): what the trigger of
@@ -33,6 +33,21 @@ FROM {entries}
 {where}
 GROUP BY 1, 2, 3
 """
+
+
+# Per holder, for the life of the account and for `month`. Written out rather than built with
+# the ORM: every deposit's answer and every poll that finds a change runs it, and compiling
+# the ORM's aggregate cost about 1 ms of CPU each time, the statement itself 0.1 ms.
+TOTALS_PER_HOLDER = """
+SELECT holder_id, sum(paid_in), sum(taken_out), sum(interest),
+       sum(paid_in) FILTER (WHERE month = %(month)s),
+       sum(taken_out) FILTER (WHERE month = %(month)s),
+       sum(interest) FILTER (WHERE month = %(month)s)
+FROM accounts_monthlycontribution
+WHERE account_id = %(account)s
+GROUP BY holder_id
+"""
+TOTALS = ["total_in", "total_out", "total_interest", "month_in", "month_out", "month_interest"]
 
 
 @dataclass
@@ -75,21 +90,9 @@ def contributions(account: Account, memberships: list[Membership] | None = None)
     anyone else who moved money here (staff corrections). `memberships`: the account's,
     with their users (and profiles) loaded, if the caller has them already."""
     month = this_month()
-    in_month = Q(month=month)
-    totals = {
-        row["holder"]: row
-        for row in MonthlyContribution.objects.filter(account=account)
-        .values("holder")
-        .annotate(
-            total_in=Sum("paid_in"),
-            total_out=Sum("taken_out"),
-            total_interest=Sum("interest"),
-            month_in=Sum("paid_in", filter=in_month),
-            month_out=Sum("taken_out", filter=in_month),
-            month_interest=Sum("interest", filter=in_month),
-        )
-        .order_by()
-    }
+    with connection.cursor() as cursor:
+        cursor.execute(TOTALS_PER_HOLDER, {"account": account.pk, "month": month})
+        totals = {row[0]: dict(zip(TOTALS, row[1:], strict=True)) for row in cursor.fetchall()}
     if memberships is None:
         memberships = list(
             account.memberships.select_related("user__profile").order_by("joined_at", "pk")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -279,7 +280,16 @@ def _money_done(
         # The page's history filters come along with `after` (hx-include="#poller input").
         filters = HistoryFilter(request.POST, account=account)
         done = {"waiting": waiting} if waiting else {"done": result}
-        response = _updates(request, account, after, filters, form=fresh_form, kind=kind, **done)
+        response = _updates(
+            request,
+            account,
+            after,
+            filters,
+            form=fresh_form,
+            kind=kind,
+            only=_the_only_change(request, result),
+            **done,
+        )
         if waiting and waiting.state == ApprovalRequest.State.PENDING:
             response.status_code = 202  # Accepted: it waits for another holder
     else:
@@ -294,6 +304,17 @@ def _money_done(
     if result.replayed:
         response["Idempotent-Replayed"] = "true"
     return response
+
+
+def _the_only_change(request: HtmxHttpRequest, result) -> LedgerEntry | None:
+    """The entry just written, if it is the only change since the account version the page
+    shows (`page_version`, which the poller carries): then the answer need not read back
+    what the page already has. None for a request, a replay, or when anything else happened
+    in between (every change of the account, its requests or rules bumps the version)."""
+    shown = _entry_id(request.POST.get("page_version"))  # a version parses like an id
+    if isinstance(result, LedgerEntry) and not result.replayed and shown is not None:
+        return result if result.version == shown + 1 else None
+    return None
 
 
 # --- Shared control: rules and approval requests ---------------------------------------------
@@ -428,26 +449,45 @@ def statement(request: HtmxHttpRequest, pk: int) -> HttpResponse | StreamingHttp
 
 
 def _updates(
-    request, account, after, filters, form=None, kind=None, template=None, **extra
+    request, account, after, filters, form=None, kind=None, template=None, only=None, **extra
 ) -> HttpResponse:
     """The new balance, the requests, the rules, the poller's new state and the history rows
     newer than `after` that the page's filters match, all swapped out of band; with `form`,
-    the money form in front of them (`template`: another partial in front of them instead)."""
+    the money form in front of them (`template`: another partial in front of them instead).
+
+    `only`: the entry just written, known to be the only change since the version the page
+    shows (`_the_only_change`). Then the new rows are that entry, and, while nothing is held
+    for a request, the requests and the rules are left as the page shows them: neither is
+    read nor redrawn (half the answer's CPU; docs/benchmarks.md). With something held, the
+    available balance needs the requests (one may have expired meanwhile), so they are read.
+    """
     context = {"account": account, "form": form, "kind": kind, "filters": filters, **extra}
-    context.update(_approvals_context(account))
-    context["targets"] = _transfer_targets(request, account)  # lazy: read if the form shows
+    if only is not None and not account.held:
+        context.update(requests_unchanged=True, held=Decimal("0.00"), available=account.balance)
+    else:
+        context.update(_approvals_context(account))
+    # Called by the template only if the transfer form shows: building the query costs too.
+    context["targets"] = functools.partial(_transfer_targets, request, account)
+    panel = contributions(account)
     if after is not None:
-        entries = _entries(account).filter(pk__gt=after)
-        if filters.is_filtered:
-            entries = filters.entries(entries)
-        new_entries = list(entries[: HISTORY_PAGE_SIZE + 1])
+        if only is not None and not filters.is_filtered:
+            # Its author is named as the panel names them: their profile is loaded there.
+            author = panel.of(only.created_by)
+            if author is not None:
+                only.created_by = author.user
+            new_entries = [only]
+        else:
+            entries = _entries(account).filter(pk__gt=after)
+            if filters.is_filtered:
+                entries = filters.entries(entries)
+            new_entries = list(entries[: HISTORY_PAGE_SIZE + 1])
         if len(new_entries) > HISTORY_PAGE_SIZE:
             # More changed than one page shows: reload rather than leave a gap in the history.
             return HttpResponseClientRefresh()
         context["new_entries"] = new_entries
         context["newest_id"] = new_entries[0].pk if new_entries else after
     context["chart"] = balance_chart(account)
-    context["contributions"] = contributions(account)
+    context["contributions"] = panel
     template = template or ("#money_done" if form is not None else "#updates")
     return render(request, PAGE + template, context)
 
@@ -460,7 +500,10 @@ def _entries(account):
 def _approvals_context(account: Account) -> dict:
     """The requests the page lists, and the available balance as the next withdrawal will
     see it: requests past their expiry hold nothing any more, even before they are voided."""
-    approvals = list(account.approval_requests.for_page())
+    # Most accounts have none to list: asking whether there are any costs a third of the
+    # CPU of the listing query (its joins and ordering take the ORM ~2 ms to compile).
+    requests = account.approval_requests
+    approvals = list(requests.for_page()) if requests.listed().exists() else []
     pending = ApprovalRequest.State.PENDING
     held = sum((a.hold for a in approvals if a.effective_state == pending), Decimal("0.00"))
     return {"approvals": approvals, "held": held, "available": account.balance - held}
