@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
+from django.test import SimpleTestCase
 from django.urls import reverse
 
 from accounts.models import Account, LedgerEntry
 from tests.base import HX, JointAccountTestCase
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class AccountListTests(JointAccountTestCase):
@@ -54,6 +58,7 @@ class AccountPageTests(JointAccountTestCase):
         # deposit, withdraw, rules, invite and notification settings
         self.assertContains(response, "novalidate", count=5)
         self.assertContains(response, 'id="entry-')
+        self.assertNotContains(response, "{#")  # no template comment printed as text
 
     def test_htmx_swaps_422_responses_and_is_served_from_our_static_files(self):
         response = self.client.get(self.url("detail"))
@@ -168,3 +173,13 @@ class BalancePollingTests(JointAccountTestCase):
             self.account.deposit(Decimal("1.00"), by=self.bob)
         response = self.poll(after=newest)
         self.assertEqual(response["HX-Refresh"], "true")
+
+
+class TemplateCommentTests(SimpleTestCase):
+    def test_no_short_comment_spans_lines(self):
+        """Django's {# … #} ends on its line: one spanning lines is printed on the page as
+        text (the account page showed one). Longer notes use {% comment %}."""
+        for template in sorted((ROOT / "templates").rglob("*.*")):
+            for number, line in enumerate(template.read_text().splitlines(), start=1):
+                with self.subTest(template=str(template.relative_to(ROOT)), line=number):
+                    self.assertNotRegex(line, r"\{#(?!.*#\})")
