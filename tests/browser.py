@@ -145,14 +145,19 @@ def give_history(account, holders, days: int = 90):
     plan = []
     for day in range(days, 0, -1):
         if day % 30 == 15:
-            plan += [(day, 9, "deposit", "2450.00", 0), (day, 10, "deposit", "1980.00", 1)]
+            plan += [
+                (day, 9, "deposit", "2450.00", 0, "Salary"),
+                (day, 10, "deposit", "1980.00", 1, "Salary"),
+            ]
         if day % 30 == 14:
-            plan.append((day, 8, "withdraw", "1650.00", 0))  # rent
+            plan.append((day, 8, "withdraw", "1650.00", 0, "Rent"))
         if day % 7 == 3:
-            plan.append((day, 18, "withdraw", f"{84 + day % 5 * 13}.{day % 10}5", day % 2))
+            amount = f"{84 + day % 5 * 13}.{day % 10}5"
+            plan.append((day, 18, "withdraw", amount, day % 2, "Groceries"))
         if day % 11 == 4:
-            plan.append((day, 20, "withdraw", f"{23 + day % 4 * 9}.40", 1 - day % 2))
-    for day, hour, kind, amount, who in plan:
-        entry = getattr(account, kind)(Decimal(amount), by=holders[who])
+            memo = ("Pharmacy", "Cinema", "Train tickets", "Dinner out")[day % 4]
+            plan.append((day, 20, "withdraw", f"{23 + day % 4 * 9}.40", 1 - day % 2, memo))
+    for day, hour, kind, amount, who, memo in plan:
+        entry = getattr(account, kind)(Decimal(amount), by=holders[who], memo=memo)
         dates[entry.pk] = (now - timedelta(days=day)).replace(hour=hour, minute=day % 60)
     backdate(account, dates)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 from accounts.tasks import post_monthly_interest
@@ -106,6 +107,9 @@ class ScreenshotTests(BrowserTestCase):
 
     def test_it_takes_the_sign_in_accounts_and_account_pages_at_two_widths(self):
         give_history(self.account, [self.alice, self.bob])
+        # A request of Bob's waiting for Alice: on her accounts page and the account page.
+        self.account.set_rules(Decimal("500.00"), None, by=self.alice)
+        self.account.withdraw(Decimal("640.00"), by=self.bob, memo="New sofa")
         target = os.environ.get("JOINTBANK_SCREENSHOTS")
         directory = Path(target) if target else Path(tempfile.mkdtemp())
         directory.mkdir(parents=True, exist_ok=True)
