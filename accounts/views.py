@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 from django.db import transaction
@@ -477,10 +478,11 @@ def _updates(
                 only.created_by = author.user
             new_entries = [only]
         else:
-            entries = _entries(account).filter(pk__gt=after)
+            entries = _entries(account, people=False).filter(pk__gt=after)
             if filters.is_filtered:
                 entries = filters.entries(entries)
             new_entries = list(entries[: HISTORY_PAGE_SIZE + 1])
+            _name_people(new_entries, panel)
         if len(new_entries) > HISTORY_PAGE_SIZE:
             # More changed than one page shows: reload rather than leave a gap in the history.
             return HttpResponseClientRefresh()
@@ -492,18 +494,37 @@ def _updates(
     return render(request, PAGE + template, context)
 
 
-def _entries(account):
-    related = ["created_by__profile", "counterparty", "approved_by__profile"]
-    return account.entries.select_related(*related).order_by("-pk")
+def _entries(account, people=True):
+    """The account's entries, newest first, with what their rows show. `people=False`: without
+    their authors and approvers, whom the caller names with `_name_people` (joining them and
+    their profiles doubles the CPU the ORM spends on the query)."""
+    related = ["created_by__profile", "approved_by__profile"] if people else []
+    return account.entries.select_related("counterparty", *related).order_by("-pk")
+
+
+def _name_people(entries, panel) -> None:
+    """Give each entry its author and approver (profiles loaded, for their names) from the
+    "who put in what" panel's rows, which have every holder, current and former, and anyone
+    else who moved money here; anyone else (the staff member who posted interest) is read."""
+    people = {row.user.pk: row.user for row in panel.holders}
+    wanted = {pk for entry in entries for pk in (entry.created_by_id, entry.approved_by_id) if pk}
+    if missing := wanted - people.keys():
+        people.update(get_user_model().objects.select_related("profile").in_bulk(missing))
+    for entry in entries:
+        entry.created_by = people[entry.created_by_id]
+        if entry.approved_by_id:
+            entry.approved_by = people[entry.approved_by_id]
 
 
 def _approvals_context(account: Account) -> dict:
     """The requests the page lists, and the available balance as the next withdrawal will
     see it: requests past their expiry hold nothing any more, even before they are voided."""
     # Most accounts have none to list: asking whether there are any costs a third of the
-    # CPU of the listing query (its joins and ordering take the ORM ~2 ms to compile).
+    # CPU of the listing query (its joins and ordering take the ORM ~2 ms to compile). Money
+    # held means a request is pending: then there is no need to ask.
     requests = account.approval_requests
-    approvals = list(requests.for_page()) if requests.listed().exists() else []
+    listed = account.held or requests.listed().exists()
+    approvals = list(requests.for_page()) if listed else []
     pending = ApprovalRequest.State.PENDING
     held = sum((a.hold for a in approvals if a.effective_state == pending), Decimal("0.00"))
     return {"approvals": approvals, "held": held, "available": account.balance - held}

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from accounts.approvals import ApprovalRequest
 from accounts.models import Account
-from tests.base import HX, JointAccountTestCase
+from tests.backdate import backdate
+from tests.base import HX, JointAccountTestCase, make_staff
 
 
 class CurrentPageTests(JointAccountTestCase):
@@ -134,3 +135,52 @@ class CurrentPageTests(JointAccountTestCase):
 
         response, _ = self.deposit(self.page_state(q="rent"), memo="rent for May")
         self.assertIn("rent for May", self.row(response, self.account.entries.latest("seq").pk))
+
+
+class NewRowsTests(JointAccountTestCase):
+    def test_the_answers_name_everyone_as_the_page_does(self):
+        """The answers read new rows without their people and name them from the "who put in
+        what" panel's holders (`_name_people`); the page joins them. Both must draw the same
+        rows: an approved withdrawal, a former holder's deposit, a staff correction, and
+        interest posted by someone who is in no panel row."""
+        before = self.account.entries.latest("seq").pk
+        # Interest for last month: the account has been open, with its money, since before it.
+        month_ended = timezone.now().replace(day=1) - timedelta(days=1)
+        opening = self.account.entries.get(seq=1)
+        backdate(self.account, {opening.pk: month_ended.replace(day=1) - timedelta(days=5)})
+        Account.objects.filter(pk=self.account.pk).update(created_at=month_ended.replace(day=1))
+        self.account.refresh_from_db()
+        interest = self.account.post_interest(
+            f"{month_ended:%Y-%m}", Decimal("0.02"), by=make_staff("bank@example.com")
+        )
+        self.assertIsNotNone(interest)
+        Account.objects.filter(pk=self.account.pk).update(approval_threshold=Decimal("100.00"))
+        self.account.refresh_from_db()
+        request = self.account.withdraw(Decimal("150.00"), by=self.alice)
+        approved = self.account.approve(request, by=self.bob).entry
+        self.account.memberships.create(user=self.carol)
+        carols = self.account.deposit(Decimal("3.00"), by=self.carol)
+        self.account.leave(by=self.carol)
+        staff = make_staff("root@example.com")
+        correction = self.account.deposit(Decimal("1.00"), by=staff, by_staff=True)
+
+        page = self.client.get(self.url("detail"))
+        with CaptureQueriesContext(connection) as queries:
+            poll = self.client.get(self.url("balance", after=before), **HX)
+        # No query per row: the signed-in user, the panel's staff member (not a holder), and
+        # the one person in no panel row.
+        users = [q["sql"] for q in queries.captured_queries if 'FROM "auth_user"' in q["sql"]]
+        self.assertEqual(len(users), 3, users)
+        profiles = 'SELECT "profiles_profile"'  # a name looked up on its own
+        self.assertFalse([q for q in queries.captured_queries if q["sql"].startswith(profiles)])
+
+        rows = CurrentPageTests.row
+        for entry, name in [
+            (interest, "bank"),
+            (approved, "approved by Bob"),
+            (carols, "Carol"),
+            (correction, "root"),
+        ]:
+            with self.subTest(entry=entry.kind, name=name):
+                self.assertIn(name, rows(self, page, entry.pk))
+                self.assertEqual(rows(self, poll, entry.pk), rows(self, page, entry.pk))
