@@ -21,7 +21,6 @@ from django.utils import timezone
 from profiles.models import display_name
 
 from .approvals import ApprovalRequest
-from .formatting import money
 from .models import Account, Invitation, LedgerEntry
 
 LIMIT = 20
@@ -156,28 +155,17 @@ def requests(user, limit: int) -> list[Activity]:
         url = reverse("accounts:detail", args=[request.account_id])
         if request.state == State.PENDING:
             who = display_name(request.requested_by)
-            text = f"{who} asks to {_asked(request)}: approve or reject it"
+            text = f"{who} asks to {request.asked()}: approve or reject it"
             items.append(Activity(request.created_at, "request", text, url, memo=request.memo))
             continue
         assert request.decided_at is not None  # approval_decided_at_iff_final
         if request.state == State.EXPIRED:
-            text = f"Your request to {_asked(request)} expired without an answer"
+            text = f"Your request to {request.asked()} expired without an answer"
         else:
             who = display_name(request.decided_by)
-            text = f"{who} {request.state} your request to {_asked(request)}"
+            text = f"{who} {request.state} your request to {request.asked()}"
         items.append(Activity(request.decided_at, "request", text, url, memo=request.memo))
     return items
-
-
-def _asked(request: ApprovalRequest) -> str:
-    """ "withdraw $600.00 from Household", "change the rules of Household (…)" """
-    where = request.account.name
-    if request.kind == ApprovalRequest.Kind.RULES:
-        return f"change the rules of {where} ({request.rules_asked()})"
-    amount = money(request.amount) if request.amount is not None else ""
-    if request.kind == ApprovalRequest.Kind.TRANSFER:
-        return f"transfer {amount} from {where} to {request.target}"
-    return f"withdraw {amount} from {where}"
 
 
 SOURCES = [moves_by_others, invitations, requests]

@@ -78,8 +78,9 @@ class AnswersBusy(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Staff may look, never add, edit or delete (the add, change and delete views answer
-    403). Actions that change rows ask for their own permission and take the account's lock."""
+    """Staff may look, never add, edit or delete: the change view shows the row read-only,
+    and the add and delete views, and any POST to the change view, answer 403. Actions that
+    change rows ask for their own permission and take the account's lock."""
 
     def has_add_permission(self, request):
         return False

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from profiles.models import display_name
 
@@ -178,7 +179,7 @@ class ApprovalRequest(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.describe()} on {self.account} ({self.state})"
+        return f"{capfirst(self.asked())} ({self.state})"
 
     @property
     def hold(self) -> Decimal:
@@ -197,14 +198,23 @@ class ApprovalRequest(models.Model):
             return self.State.EXPIRED
         return self.state
 
-    def describe(self) -> str:
-        """ "Withdraw $150.00", "Transfer $20.00 to Savings", "Rules: approval threshold
-        $1,000.00, daily limit off"."""
-        if self.kind == self.Kind.WITHDRAWAL:
-            return f"Withdraw {money(self.amount)}"
+    def asked(self, *, where: bool = True) -> str:
+        """What is asked, the one wording every page and e-mail builds on: 'withdraw $600.00
+        from "Household"', 'transfer $20.00 from "Household" to "Savings"', 'change the rules
+        of "Household" (approval threshold $1,000.00, daily limit off)'. `where=False` leaves
+        this account out, for its own page: 'withdraw $600.00'."""
+        account = f' of "{self.account.name}"' if where else ""
+        if self.kind == self.Kind.RULES:
+            return f"change the rules{account} ({self.rules_asked()})"
+        source = f' from "{self.account.name}"' if where else ""
         if self.kind == self.Kind.TRANSFER:
-            return f"Transfer {money(self.amount)} to {self.target}"
-        return f"Rules: {self.rules_asked()}"
+            return f'transfer {money(self.amount)}{source} to "{self.target}"'
+        return f"withdraw {money(self.amount)}{source}"
+
+    def describe(self) -> str:
+        """ "Withdraw $150.00", 'Transfer $20.00 to "Savings"', "Change the rules (approval
+        threshold $1,000.00, daily limit off)": on the account's own page."""
+        return capfirst(self.asked(where=False))
 
     def rules_asked(self) -> str:
         """ "approval threshold $1,000.00, daily limit off": the rules a rules request sets."""
@@ -284,7 +294,8 @@ class RuleChange(models.Model):
         indexes = [models.Index(fields=["account", "version"], name="rule_change_account")]
 
     def __str__(self):
-        return f"{self.account}: {'; '.join(self.changes())}"
+        # Each change already names the account.
+        return capfirst("; ".join(self.changes()))
 
     def changes(self) -> list[str]:
         """Each rule that changed, as "lowered the approval threshold of "Household" from

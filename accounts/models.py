@@ -350,6 +350,13 @@ class Account(models.Model):
         """Write `entry`, the one `_next_entry` just built on this row, and this account's new
         head (balance, version, seq and hash follow it). The caller holds this row's lock:
         that is what makes the balance right, `seq` gapless and the chain linear."""
+        if entry.account_id != self.pk or entry.seq != self.last_seq + 1:
+            # Built on another row, or on this one before another entry: writing it would fork
+            # the chain or move the head backwards. An error, not an assert (python -O).
+            raise ValueError(
+                f"Entry {entry.seq} of account {entry.account_id} was not built on this row "
+                f"(account {self.pk}, last seq {self.last_seq})."
+            )
         self.balance, self.last_seq, self.last_hash = entry.balance_after, entry.seq, entry.hash
         self.version += 1
         # The account's new head and the entry in one statement: one round trip while the row
@@ -363,7 +370,7 @@ class Account(models.Model):
             cursor.execute(sql, head + values)
             entry.pk = cursor.fetchone()[0]
         entry._state.adding, entry._state.db = False, connection.alias
-        entry_appended.send(sender=LedgerEntry, entry=entry)
+        entry_appended.send(sender=LedgerEntry, entry=entry, account_id=self.pk)
         return entry
 
     def _next_entry(

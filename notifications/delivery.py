@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from datetime import datetime
 
 from django.core.mail import get_connection
 from django.db import transaction
@@ -69,10 +70,15 @@ def claim_new_entries(account_id: int) -> int:
         )
         if not entries:
             return 0
+        holders = _Holders()
+        preferences = {
+            preference.user_id: preference
+            for preference in Preference.objects.filter(account_id=account_id)
+        }
         claims = [
             Notification(account_id=account_id, entry=entry, recipient_id=user_id)
             for entry in entries
-            for user_id in _recipients(account_id, entry)
+            for user_id in _recipients(account_id, entry, holders, preferences)
         ]
         Notification.objects.bulk_create(claims, ignore_conflicts=True)
         cursor.through_seq = entries[-1].seq
@@ -80,31 +86,41 @@ def claim_new_entries(account_id: int) -> int:
     return len(entries)
 
 
-def _recipients(account_id: int, entry: LedgerEntry) -> list[int]:
+def _recipients(
+    account_id: int, entry: LedgerEntry, holders: _Holders, preferences: dict[int, Preference]
+) -> list[int]:
     """Who hears of `entry`: the holders of its account when it was made, except whoever made
     it, whoever approved it (they just did) and those whose preference says no. The incoming
     half of a transfer is not sent to someone who held the sending account too: that
     transfer's other e-mail tells them."""
     if entry.kind in SILENT_KINDS:
         return []
-    holders = set(_holders_at(account_id, entry.created_at))
-    holders -= {entry.created_by_id, entry.approved_by_id}
-    if entry.kind == LedgerEntry.Kind.TRANSFER_IN:
-        holders -= set(_holders_at(entry.counterparty_id, entry.created_at))
-    preferences = {
-        preference.user_id: preference
-        for preference in Preference.objects.filter(account_id=account_id, user_id__in=holders)
-    }
+    told = holders.at(account_id, entry.created_at) - {entry.created_by_id, entry.approved_by_id}
+    if entry.kind == LedgerEntry.Kind.TRANSFER_IN and entry.counterparty_id is not None:
+        told -= holders.at(entry.counterparty_id, entry.created_at)
     return sorted(
         user_id
-        for user_id in holders
+        for user_id in told
         if user_id not in preferences or preferences[user_id].wants(entry.amount)
     )
 
 
-def _holders_at(account_id, moment) -> list[int]:
-    periods = Membership.objects.filter(account_id=account_id, joined_at__lte=moment)
-    return list(periods.exclude(left_at__lte=moment).values_list("user_id", flat=True).distinct())
+class _Holders:
+    """Who held an account at a moment, from its membership periods read once per claim
+    transaction: a burst of entries or requests costs one query per account, not one each."""
+
+    def __init__(self) -> None:
+        self._periods: dict[int, list[tuple[int, datetime, datetime | None]]] = {}
+
+    def at(self, account_id: int, moment: datetime) -> set[int]:
+        if account_id not in self._periods:
+            periods = Membership.objects.filter(account_id=account_id)
+            self._periods[account_id] = list(periods.values_list("user_id", "joined_at", "left_at"))
+        return {
+            user_id
+            for user_id, joined_at, left_at in self._periods[account_id]
+            if joined_at <= moment and (left_at is None or left_at > moment)
+        }
 
 
 def claim_new_events(account_id: int) -> int:
@@ -123,25 +139,31 @@ def claim_new_events(account_id: int) -> int:
         if now <= since:
             return 0
         requests = ApprovalRequest.objects.filter(account_id=account_id)
-        asked = requests.filter(asked_version__gt=since, asked_version__lte=now)
+        # A request already answered by `now` asks nothing any more: its outcome, claimed
+        # below in this same transaction (decided_version > asked_version > since), or the
+        # move or rule change it made tells the holders.
+        asked = requests.filter(asked_version__gt=since, asked_version__lte=now).exclude(
+            decided_version__lte=now
+        )
         decided = requests.filter(decided_version__gt=since, decided_version__lte=now)
         changes = RuleChange.objects.filter(
             account_id=account_id, version__gt=since, version__lte=now
         )
+        holders = _Holders()
         claims = [
             Notification(account_id=account_id, request_asked=request, recipient_id=user_id)
             for request in asked
-            for user_id in _asked_of(request)
+            for user_id in _asked_of(request, holders)
         ]
         claims += [
             Notification(account_id=account_id, request_decided=request, recipient_id=user_id)
             for request in decided
-            for user_id in _told_the_outcome(request)
+            for user_id in _told_the_outcome(request, holders)
         ]
         claims += [
             Notification(account_id=account_id, rule_change=change, recipient_id=user_id)
             for change in changes
-            for user_id in _holders_at(account_id, change.at)
+            for user_id in sorted(holders.at(account_id, change.at))
             if user_id not in (change.by_id, change.approved_by_id)
         ]
         Notification.objects.bulk_create(claims, ignore_conflicts=True)
@@ -150,20 +172,20 @@ def claim_new_events(account_id: int) -> int:
     return len(claims)
 
 
-def _asked_of(request: ApprovalRequest) -> list[int]:
+def _asked_of(request: ApprovalRequest, holders: _Holders) -> list[int]:
     """Every other holder when it was made: any of them may answer it."""
-    holders = _holders_at(request.account_id, request.created_at)
-    return [user_id for user_id in holders if user_id != request.requested_by_id]
+    return sorted(holders.at(request.account_id, request.created_at) - {request.requested_by_id})
 
 
-def _told_the_outcome(request: ApprovalRequest) -> list[int]:
+def _told_the_outcome(request: ApprovalRequest, holders: _Holders) -> list[int]:
     """The holders when it was answered, except whoever answered it (cancelling is the
     requester's answer). An approved request tells only its requester: the other holders
     hear of what it did through the move's or the rule change's own e-mail."""
-    holders = _holders_at(request.account_id, request.decided_at)
+    assert request.decided_at is not None  # approval_decided_at_iff_final
+    then = holders.at(request.account_id, request.decided_at)
     if request.state == ApprovalRequest.State.APPROVED:
-        return [user_id for user_id in holders if user_id == request.requested_by_id]
-    return [user_id for user_id in holders if user_id != request.decided_by_id]
+        return sorted(then & {request.requested_by_id})
+    return sorted(then - {request.decided_by_id})
 
 
 def send_claimed(account_id: int) -> int:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.text import capfirst
 
 from accounts.approvals import ApprovalRequest, RuleChange
 from accounts.formatting import money
@@ -64,36 +65,21 @@ def what_happened(entry: LedgerEntry) -> str:
 
 def what_is_asked(request: ApprovalRequest) -> str:
     """ "Alice asks to withdraw $600.00 from "Household"", as the holders asked read it."""
-    who, account = display_name(request.requested_by), f'"{request.account.name}"'
-    if request.kind == ApprovalRequest.Kind.RULES:
-        return f"{who} asks to change the rules of {account}"
-    if request.kind == ApprovalRequest.Kind.TRANSFER:
-        return (
-            f'{who} asks to transfer {money(request.amount)} from {account} to "{request.target}"'
-        )
-    return f"{who} asks to withdraw {money(request.amount)} from {account}"
+    return f"{display_name(request.requested_by)} asks to {request.asked()}"
 
 
 def outcome_for(request: ApprovalRequest, recipient_id: int) -> str:
-    """ "Bob approved your request for a withdrawal of …", "Alice's request for … expired
-    without an answer": what became of a request, as `recipient_id` reads it."""
-    asked = f"request for {_asked_for(request)}"
+    """ "Bob approved your request to withdraw …", "Alice's request to … expired without an
+    answer": what became of a request, as `recipient_id` reads it."""
+    asked = f"request to {request.asked()}"
     requester = display_name(request.requested_by)
     whose = "your" if recipient_id == request.requested_by_id else f"{requester}'s"
     if request.state == ApprovalRequest.State.EXPIRED:
-        return f"{whose.capitalize()} {asked} expired without an answer"
+        # capfirst, not capitalize(): that would lowercase the rest of the name.
+        return f"{capfirst(whose)} {asked} expired without an answer"
     if request.state == ApprovalRequest.State.CANCELLED:
         return f"{requester} cancelled the {asked}"
     return f"{display_name(request.decided_by)} {request.state} {whose} {asked}"
-
-
-def _asked_for(request: ApprovalRequest) -> str:
-    account = f'"{request.account.name}"'
-    if request.kind == ApprovalRequest.Kind.RULES:
-        return f"new rules on {account} ({request.rules_asked()})"
-    if request.kind == ApprovalRequest.Kind.TRANSFER:
-        return f'a transfer of {money(request.amount)} from {account} to "{request.target}"'
-    return f"a withdrawal of {money(request.amount)} from {account}"
 
 
 def rules_changed(change: RuleChange) -> str:

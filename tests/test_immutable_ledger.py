@@ -142,3 +142,35 @@ class ChainTests(JointAccountTestCase):
                 changed = LedgerEntry.objects.get(pk=entry.pk)
                 setattr(changed, field, value)
                 self.assertNotEqual(chain_hash(changed, previous), entry.hash)
+
+
+class AppendGuardTests(JointAccountTestCase):
+    """Account._append writes only the entry built on the same locked row: one built on
+    another account's row, or on this one before another entry, would fork the chain."""
+
+    def assert_refused(self, build) -> None:
+        with self.account.lock() as locked:
+            entry = build(locked)
+            with self.assertRaisesMessage(ValueError, "was not built on this row"):
+                locked._append(entry)
+        self.account.refresh_from_db()
+        self.assertEqual((self.account.balance, self.account.last_seq), (Decimal("1000.00"), 1))
+        self.assertEqual(self.account.entries.count(), 1)
+
+    def test_an_entry_built_before_another_was_appended_is_refused(self):
+        def stale(locked):
+            entry = locked._next_entry(LedgerEntry.Kind.DEPOSIT, Decimal("1.00"), self.alice, None)
+            locked.last_seq += 1  # as if another entry had been appended since
+            return entry
+
+        self.assert_refused(stale)
+
+    def test_an_entry_built_on_another_accounts_row_is_refused(self):
+        other = Account.open("Other", by=self.alice)
+        other.deposit(Decimal("5.00"), by=self.alice)  # its next seq is this one's: 2
+
+        def elsewhere(locked):
+            with other.lock() as row:
+                return row._next_entry(LedgerEntry.Kind.DEPOSIT, Decimal("1.00"), self.alice, None)
+
+        self.assert_refused(elsewhere)

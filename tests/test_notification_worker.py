@@ -159,6 +159,9 @@ class RequestsAndRulesTests(NotificationWorkerTestCase):
             self.wait_for_mail(inbox, 2, timeout=60)
             approved = self.account.approve(asked, by=self.bob)
             loosening = self.account.set_rules(None, None, by=self.alice)
+            # Asked of bob before he answers (a request answered before the worker reads it
+            # is told by its outcome only: tests/test_notification_delivery.py).
+            self.wait_for_mail(inbox, 4, timeout=60)
             self.account.reject(loosening, by=self.bob)
             self.wait_for_mail(inbox, 5, timeout=60)
             self.wait_until_idle()
@@ -188,7 +191,7 @@ class RequestsAndRulesTests(NotificationWorkerTestCase):
         outcome = subjects[f"<outcome-{asked.pk}.to-{self.alice.pk}@localhost>"]
         self.assertEqual(
             outcome["Subject"],
-            'jointbank: Bob approved your request for a withdrawal of $600.00 from "Household"',
+            'jointbank: Bob approved your request to withdraw $600.00 from "Household"',
         )
         rules = subjects[f"<rule-change-{change.pk}.to-{self.bob.pk}@localhost>"]
         self.assertEqual(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -20,7 +21,7 @@ from tests.base import JointAccountTestCase, make_user
 def items(response) -> list[str]:
     page = response.content.decode().split('id="activity-label"')[1].split("</section>")[0]
     texts = re.findall(r'<li class="activity-\w+">(.*?)</li>', page, re.S)
-    return [" ".join(re.sub(r"<[^>]+>", " ", text).split()) for text in texts]
+    return [html.unescape(" ".join(re.sub(r"<[^>]+>", " ", text).split())) for text in texts]
 
 
 class RecentActivityTests(JointAccountTestCase):
@@ -94,7 +95,7 @@ class RecentActivityTests(JointAccountTestCase):
         listing = items(response)
         self.assertRegex(
             listing[0],
-            r"^\w+ \d+, \d\d:\d\d Bob asks to withdraw \$150\.00 from Household: "
+            r'^\w+ \d+, \d\d:\d\d Bob asks to withdraw \$150\.00 from "Household": '
             r"approve or reject it bike$",
         )
         self.assertContains(
@@ -106,10 +107,10 @@ class RecentActivityTests(JointAccountTestCase):
         self.client.force_login(self.bob)
         listing = items(self.client.get(reverse("accounts:list")))
         self.assertIn(
-            "Alice approved your request to withdraw $150.00 from Household bike", listing[0]
+            'Alice approved your request to withdraw $150.00 from "Household" bike', listing[0]
         )
         self.assertIn(
-            "Alice asks to withdraw $200.00 from Household: approve or reject it", listing[1]
+            'Alice asks to withdraw $200.00 from "Household": approve or reject it', listing[1]
         )
 
     def test_rejected_expired_and_rules_requests(self):
@@ -126,8 +127,10 @@ class RecentActivityTests(JointAccountTestCase):
         self.client.force_login(self.bob)
         listing = items(self.client.get(reverse("accounts:list")))
         self.assertIn(
-            "Your request to change the rules of Household (approval threshold $500.00) expired "
+            'Your request to change the rules of "Household" (approval threshold $500.00) expired '
             "without an answer",
             listing[0],
         )
-        self.assertIn("Alice rejected your request to withdraw $150.00 from Household", listing[1])
+        self.assertIn(
+            'Alice rejected your request to withdraw $150.00 from "Household"', listing[1]
+        )

@@ -103,3 +103,11 @@ class RulesTests(JointAccountTestCase):
         page = self.client.get(self.url("detail"))
         self.assertContains(page, f'data-request-id="{request.pk}" data-state="pending"')
         self.assertContains(page, "approval threshold $1,000.00")
+
+    def test_a_rule_change_names_its_account_once(self):
+        self.account.set_rules(Decimal("100.00"), Decimal("50.00"), by=self.alice)
+        self.assertEqual(
+            str(self.account.rule_changes.get()),
+            'Set the approval threshold of "Household" to $100.00 (it was off); set the daily '
+            'limit of "Household" to $50.00 (it was off)',
+        )
