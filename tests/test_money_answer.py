@@ -6,6 +6,8 @@ else in between, and the answer brings everything, as the poll would."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import uuid
 from datetime import timedelta
@@ -184,3 +186,63 @@ class NewRowsTests(JointAccountTestCase):
             with self.subTest(entry=entry.kind, name=name):
                 self.assertIn(name, rows(self, page, entry.pk))
                 self.assertEqual(rows(self, poll, entry.pk), rows(self, page, entry.pk))
+
+
+class FilterAnswerTests(JointAccountTestCase):
+    """The history filter's answer redraws only the history (and the poller following the
+    filters), not the balance, the requests or the rules: it must not mark the page as
+    current, or a co-holder's change made since the page's last poll would never show."""
+
+    RESULTS = {**HX, "HTTP_HX_TARGET": "history-results"}
+    deposit = CurrentPageTests.deposit
+    assert_requests_redrawn = CurrentPageTests.assert_requests_redrawn
+
+    def poller(self, response) -> tuple[str, dict]:
+        """The ETag the poller sends from now on, and its inputs."""
+        body = response.content.decode()
+        poller = re.search(r'<div id="poller".*?</div>', body, re.S).group(0)
+        headers = json.loads(html.unescape(re.search(r"hx-headers='([^']*)'", poller).group(1)))
+        inputs = re.findall(r'<input type="hidden"[^>]* name="(\w+)" value="([^"]*)"', poller)
+        return headers["If-None-Match"], dict(inputs)
+
+    def test_a_co_holders_change_before_the_filter_still_shows(self):
+        self.account.set_rules(None, Decimal("500.00"), by=self.bob)  # tightening: at once
+        page = self.client.get(self.url("detail"))
+        etag, _ = self.poller(page)
+        self.assertEqual(
+            self.client.get(self.url("balance"), HTTP_IF_NONE_MATCH=etag).status_code, 304
+        )
+        # Bob deposits, and asks to raise the daily limit (which holds nothing), before the
+        # page's next poll; then Alice types in the memo filter.
+        bobs = self.account.deposit(Decimal("7.00"), by=self.bob, memo="from bob")
+        waiting = self.account.set_rules(None, Decimal("1000.00"), by=self.bob)
+        self.assertIsInstance(waiting, ApprovalRequest)
+        query = {"q": "bob", "holder": "", "kind": "", "from": "", "to": ""}
+        filtered = self.client.get(self.url("detail"), query, **self.RESULTS)
+        self.assertEqual(filtered.status_code, 200)
+        etag, state = self.poller(filtered)
+        self.assertNotIn("page_version", state)
+        self.assertEqual(state["after"], str(bobs.pk))  # the filtered history shows bob's
+
+        # The next poll brings the new balance, the waiting request and the rules.
+        poll = self.client.get(
+            self.url("balance") + f"?after={state['after']}&q=bob", HTTP_IF_NONE_MATCH=etag, **HX
+        )
+        self.assertEqual(poll.status_code, 200)
+        self.assertEqual(self.data_balance(poll), "1007.00")
+        self.assert_requests_redrawn(poll, True)
+        self.assertContains(poll, f'data-request-id="{waiting.pk}" data-state="pending"')
+        # ...and marks the page current again.
+        etag, polled = self.poller(poll)
+        self.assertEqual(
+            polled["page_version"], str(Account.objects.get(pk=self.account.pk).version)
+        )
+        self.assertEqual(
+            self.client.get(self.url("balance"), HTTP_IF_NONE_MATCH=etag).status_code, 304
+        )
+
+        # A deposit sent from the filtered page before that poll brings them all too.
+        response, _ = self.deposit(state, memo="bob's share")
+        self.assertEqual(self.data_balance(response), "1032.00")
+        self.assert_requests_redrawn(response, True)
+        self.assertContains(response, f'data-request-id="{waiting.pk}" data-state="pending"')
