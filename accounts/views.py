@@ -134,7 +134,7 @@ def history(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Older history, 25 rows before the entry id `before` (keyset pagination), filtered like
     the page it was asked from."""
     account = get_account_for_holder(request, pk)
-    before = _entry_id(request.GET.get("before"))
+    before = _whole_number(request.GET.get("before"))
     if before is None:
         raise BadRequest("`before` must be a ledger entry id.")
     filters = HistoryFilter(request.GET, account=account)
@@ -160,7 +160,7 @@ def balance(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     response = get_conditional_response(request, etag=etag)
     if response is None:
         filters = HistoryFilter(request.GET, account=account)
-        response = _updates(request, account, _entry_id(request.GET.get("after")), filters)
+        response = _updates(request, account, _whole_number(request.GET.get("after")), filters)
     response["ETag"] = etag
     patch_cache_control(response, no_cache=True, private=True)
     return response
@@ -252,7 +252,7 @@ def _money_refused(
         account.refresh_from_db()
         confirm = form.cleaned_data["amount"]
         if request.htmx:
-            after = _entry_id(request.POST.get("after"))
+            after = _whole_number(request.POST.get("after"))
             filters = HistoryFilter(request.POST, account=account)
             response = _updates(
                 request, account, after, filters, form=form, kind=kind, confirm=confirm
@@ -275,7 +275,7 @@ def _money_done(
     waiting = result if isinstance(result, ApprovalRequest) else None
     if request.htmx:
         fresh_form = type(form)()  # with a new idempotency key
-        after = _entry_id(request.POST.get("after"))
+        after = _whole_number(request.POST.get("after"))
         if after is None and waiting is None:
             after = result.pk - 1
         # The page's history filters come along with `after` (hx-include="#poller input").
@@ -312,7 +312,7 @@ def _the_only_change(request: HtmxHttpRequest, result) -> LedgerEntry | None:
     shows (`page_version`, which the poller carries): then the answer need not read back
     what the page already has. None for a request, a replay, or when anything else happened
     in between (every change of the account, its requests or rules bumps the version)."""
-    shown = _entry_id(request.POST.get("page_version"))  # a version parses like an id
+    shown = _whole_number(request.POST.get("page_version"))
     if isinstance(result, LedgerEntry) and not result.replayed and shown is not None:
         return result if result.version == shown + 1 else None
     return None
@@ -365,7 +365,7 @@ def _rules_form(account: Account) -> RulesForm:
 def _rules_response(request, account, form, status=200, **extra) -> HttpResponse:
     """HTMX: the rules form, with the rules now and the requests out of band; else the page."""
     if request.htmx:
-        after = _entry_id(request.POST.get("after"))
+        after = _whole_number(request.POST.get("after"))
         filters = HistoryFilter(request.POST, account=account)
         response = _updates(
             request, account, after, filters, template="#rules_done", rules_form=form, **extra
@@ -424,7 +424,7 @@ def _decide(
 
 def _decision_response(request, account, **extra) -> HttpResponse:
     if request.htmx:
-        after = _entry_id(request.POST.get("after"))
+        after = _whole_number(request.POST.get("after"))
         filters = HistoryFilter(request.POST, account=account)
         return _updates(request, account, after, filters, **extra)
     return render(request, PAGE, _page_context(request, account, **extra))
@@ -628,7 +628,9 @@ def _notification_form(request, account, form, saved=None, status=200) -> HttpRe
     return render(request, PAGE, context, status=status)
 
 
-def _entry_id(value) -> int | None:
+def _whole_number(value) -> int | None:
+    """A query or form value that must be a whole number (an entry id, an account version):
+    None for anything else, which the caller refuses or treats as not sent."""
     if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
         return None
     return int(value)
