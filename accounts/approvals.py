@@ -32,7 +32,6 @@ from .errors import (
     RequestNotPending,
 )
 from .formatting import clock, money
-from .signals import shared_control_changed
 
 if TYPE_CHECKING:
     from .models import Account, LedgerEntry
@@ -261,7 +260,6 @@ class ApprovalRequest(models.Model):
         self.state, self.decided_by, self.decided_at, self.entry = state, by, timezone.now(), entry
         self.decided_version = locked.version + 1
         self.save(update_fields=["state", "decided_by", "decided_at", "entry", "decided_version"])
-        shared_control_changed.send(sender=ApprovalRequest, account_id=locked.pk)
 
 
 class RuleChange(models.Model):

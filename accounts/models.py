@@ -61,7 +61,7 @@ from .errors import (
 )
 from .formatting import money
 from .locking import lock_names, locked_transaction, retry_conflicts
-from .signals import entry_appended, shared_control_changed
+from .signals import account_changed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -144,16 +144,30 @@ class Account(models.Model):
         """This account's row, locked until the block ends (in a transaction of its own, or
         until the caller's transaction ends). Waits at most JOINTBANK_LOCK_TIMEOUT, then
         AccountBusy with nothing written. Check and write on the row it yields."""
-        with locked_transaction():
-            yield Account._locked_rows(self.pk)[self.pk]
+        with Account._locked(self.pk) as rows:
+            yield rows[self.pk]
 
     @classmethod
     @contextmanager
     def lock_both(cls, first: Account, second: Account) -> Iterator[tuple[Account, Account]]:
         """`lock()` for the two accounts of a transfer, yielded in the order given."""
-        with locked_transaction():
-            rows = cls._locked_rows(first.pk, second.pk)
+        with cls._locked(first.pk, second.pk) as rows:
             yield rows[first.pk], rows[second.pk]
+
+    @classmethod
+    @contextmanager
+    def _locked(cls, *pks: int) -> Iterator[dict[int, Account]]:
+        """The rows locked in a transaction; at the end of a block that changed any of them
+        (every entry, approval request made or answered and rule change moves `version`),
+        `account_changed` once per changed account, still inside the transaction: one signal
+        however many things the block wrote."""
+        with locked_transaction():
+            rows = cls._locked_rows(*pks)
+            versions = {pk: row.version for pk, row in rows.items()}
+            yield rows
+            for pk, row in rows.items():
+                if row.version != versions[pk]:
+                    account_changed.send(sender=cls, account_id=pk)
 
     @classmethod
     def _locked_rows(cls, *pks: int) -> dict[int, Account]:
@@ -370,7 +384,6 @@ class Account(models.Model):
             cursor.execute(sql, head + values)
             entry.pk = cursor.fetchone()[0]
         entry._state.adding, entry._state.db = False, connection.alias
-        entry_appended.send(sender=LedgerEntry, entry=entry, account_id=self.pk)
         return entry
 
     def _next_entry(
@@ -503,7 +516,6 @@ class Account(models.Model):
         self.held += amount
         self.version += 1
         self.save(update_fields=["held", "version"])
-        shared_control_changed.send(sender=Account, account_id=self.pk)
         return request
 
     def check_seen_locked(self, seen_version: int | None, by) -> None:
@@ -688,7 +700,6 @@ class Account(models.Model):
                     idempotency_key=key,
                     asked_version=locked.version + 1,
                 )
-                shared_control_changed.send(sender=Account, account_id=locked.pk)
             locked.version += 1
             locked.save(update_fields=["approval_threshold", "daily_limit", "version"])
         self.approval_threshold, self.daily_limit = locked.approval_threshold, locked.daily_limit
@@ -722,7 +733,6 @@ class Account(models.Model):
             new_daily_limit=self.daily_limit,
             version=self.version + 1,
         )
-        shared_control_changed.send(sender=Account, account_id=self.pk)
 
     # Expiry, leaving, closing
 

@@ -8,11 +8,10 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self):
-        from accounts.signals import entry_appended, shared_control_changed
+        from accounts.signals import account_changed
 
         from .tasks import notify_after_commit
 
         # Every new ledger entry, approval request made or answered and rule change, whichever
         # path wrote it (the site, the admin, a command, the expiry job).
-        entry_appended.connect(notify_after_commit, dispatch_uid="notify")
-        shared_control_changed.connect(notify_after_commit, dispatch_uid="notify-requests")
+        account_changed.connect(notify_after_commit, dispatch_uid="notify")

@@ -10,6 +10,7 @@ queueing) and claims a killed worker left unsent.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -36,32 +37,12 @@ def queue_notifications(account_id: int) -> None:
 
 
 def notify_after_commit(sender, account_id: int, **kwargs) -> None:
-    """accounts.signals.entry_appended and shared_control_changed, inside the change's
-    transaction (and its account's lock): only registers the queueing for after COMMIT,
-    which writes nothing now, and once per account per transaction (a rules change, or
-    expiring many requests, sends the signal several times; one job reads them all).
+    """accounts.signals.account_changed, inside the change's transaction (and its account's
+    lock), once per locked block: only registers the queueing for after COMMIT, which writes
+    nothing now; a block rolled back (a savepoint included) drops it with its changes.
     robust: the change has committed by then, so a failure to queue is logged, not shown to
     the user (the sweep sends it)."""
-    connection = transaction.get_connection()
-    # Django's own list of what runs at COMMIT, with the savepoints each callback was
-    # registered in (a savepoint rolled back drops its callbacks from it). One registered in
-    # savepoints all still open around us runs whenever this one would, so it is enough: the
-    # repeats come from one locked block. One from a block that has ended is not counted on.
-    open_savepoints = set(connection.savepoint_ids)
-    for savepoints, callback, _ in connection.run_on_commit:
-        if getattr(callback, "account_id", None) == account_id and savepoints <= open_savepoints:
-            return
-    transaction.on_commit(_Queueing(account_id), robust=True)
-
-
-class _Queueing:
-    """The after-COMMIT callback, carrying its account so that a second one is not added."""
-
-    def __init__(self, account_id: int) -> None:
-        self.account_id = account_id
-
-    def __call__(self) -> None:
-        queue_notifications(self.account_id)
+    transaction.on_commit(functools.partial(queue_notifications, account_id), robust=True)
 
 
 @app.periodic(cron="* * * * *", periodic_id="notifications-sweep")
