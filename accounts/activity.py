@@ -154,16 +154,11 @@ def requests(user, limit: int) -> list[Activity]:
     for request in found:
         url = reverse("accounts:detail", args=[request.account_id])
         if request.state == State.PENDING:
-            who = display_name(request.requested_by)
-            text = f"{who} asks to {request.asked()}: approve or reject it"
+            text = f"{request.question()}: approve or reject it"
             items.append(Activity(request.created_at, "request", text, url, memo=request.memo))
             continue
         assert request.decided_at is not None  # approval_decided_at_iff_final
-        if request.state == State.EXPIRED:
-            text = f"Your request to {request.asked()} expired without an answer"
-        else:
-            who = display_name(request.decided_by)
-            text = f"{who} {request.state} your request to {request.asked()}"
+        text = request.outcome_for(user.pk)
         items.append(Activity(request.decided_at, "request", text, url, memo=request.memo))
     return items
 

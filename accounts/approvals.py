@@ -224,6 +224,25 @@ class ApprovalRequest(models.Model):
             changes.append(f"daily limit {_rule(self.new_daily_limit)}")
         return ", ".join(changes)
 
+    def question(self) -> str:
+        """ "Alice asks to withdraw $600.00 from "Household"", as the other holders read it
+        (e-mails, Recent activity)."""
+        return f"{display_name(self.requested_by)} asks to {self.asked()}"
+
+    def outcome_for(self, reader_id: int) -> str:
+        """ "Bob approved your request to withdraw …", "Alice's request to … expired without an
+        answer": what became of a request, as the user `reader_id` reads it (e-mails, Recent
+        activity)."""
+        asked = f"request to {self.asked()}"
+        requester = display_name(self.requested_by)
+        whose = "your" if reader_id == self.requested_by_id else f"{requester}'s"
+        if self.state == self.State.EXPIRED:
+            # capfirst, not capitalize(): that would lowercase the rest of the name.
+            return f"{capfirst(whose)} {asked} expired without an answer"
+        if self.state == self.State.CANCELLED:
+            return f"{requester} cancelled the {asked}"
+        return f"{display_name(self.decided_by)} {self.state} {whose} {asked}"
+
     def outcome(self) -> str:
         """What became of it, as the requester reads it after asking."""
         if self.effective_state == self.State.PENDING:

@@ -472,17 +472,13 @@ def _updates(
     panel = contributions(account)
     if after is not None:
         if only is not None and not filters.is_filtered:
-            # Its author is named as the panel names them: their profile is loaded there.
-            author = panel.of(only.created_by)
-            if author is not None:
-                only.created_by = author.user
             new_entries = [only]
         else:
             entries = _entries(account, people=False).filter(pk__gt=after)
             if filters.is_filtered:
                 entries = filters.entries(entries)
             new_entries = list(entries[: HISTORY_PAGE_SIZE + 1])
-            _name_people(new_entries, panel)
+        _name_people(new_entries, panel)
         if len(new_entries) > HISTORY_PAGE_SIZE:
             # More changed than one page shows: reload rather than leave a gap in the history.
             return HttpResponseClientRefresh()

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.text import capfirst
 
 from accounts.approvals import ApprovalRequest, RuleChange
 from accounts.formatting import money
@@ -27,10 +26,10 @@ def message_for(claim: Notification) -> EmailMessage:
         context = {"entry": entry, "what": what_happened(entry)}
     elif (asked := claim.request_asked) is not None:
         thing, tag, template = asked, "request", "request"
-        context = {"request": asked, "what": what_is_asked(asked)}
+        context = {"request": asked, "what": asked.question()}
     elif (decided := claim.request_decided) is not None:
         thing, tag, template = decided, "outcome", "outcome"
-        context = {"request": decided, "what": outcome_for(decided, claim.recipient_id)}
+        context = {"request": decided, "what": decided.outcome_for(claim.recipient_id)}
     else:
         change = claim.rule_change
         assert change is not None  # notification_about_one_thing
@@ -61,25 +60,6 @@ def what_happened(entry: LedgerEntry) -> str:
         LedgerEntry.Kind.TRANSFER_IN: f"{who} transferred {amount} into {account} from {other}",
     }
     return sentences.get(entry.kind, f"{who}: {entry.get_kind_display()} of {amount} on {account}")
-
-
-def what_is_asked(request: ApprovalRequest) -> str:
-    """ "Alice asks to withdraw $600.00 from "Household"", as the holders asked read it."""
-    return f"{display_name(request.requested_by)} asks to {request.asked()}"
-
-
-def outcome_for(request: ApprovalRequest, recipient_id: int) -> str:
-    """ "Bob approved your request to withdraw …", "Alice's request to … expired without an
-    answer": what became of a request, as `recipient_id` reads it."""
-    asked = f"request to {request.asked()}"
-    requester = display_name(request.requested_by)
-    whose = "your" if recipient_id == request.requested_by_id else f"{requester}'s"
-    if request.state == ApprovalRequest.State.EXPIRED:
-        # capfirst, not capitalize(): that would lowercase the rest of the name.
-        return f"{capfirst(whose)} {asked} expired without an answer"
-    if request.state == ApprovalRequest.State.CANCELLED:
-        return f"{requester} cancelled the {asked}"
-    return f"{display_name(request.decided_by)} {request.state} {whose} {asked}"
 
 
 def rules_changed(change: RuleChange) -> str:
